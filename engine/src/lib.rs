@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+
+mod backend;
+mod build;
+mod clock;
+mod construct;
+mod error;
+mod model;
+mod network;
+mod params;
+mod registry;
+pub mod rng;
+mod schedule;
+mod sim;
+mod validate;
+
+pub use backend::{Backend, BackendError};
+pub use build::{BuildReport, DeliveryPlan, PopulationIndex, build_network};
+pub use clock::{RunSeed, SimClock};
+pub use construct::{ConnectionRule, RuleContext, build_connectivity, delay_steps};
+pub use error::{BuildError, PathSeg, SpecError, SpecPath};
+pub use model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
+pub use network::{Dist, InputSpec, NetworkSpec, PopulationSpec, ProjectionSpec, RecorderSpec, Selection};
+pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
+pub use registry::{InputEntry, ModelRegistry, NeuronEntry, RegistryAppExt, RuleEntry};
+pub use schedule::{PhaseTimers, SimStep, SimSystems};
+pub use sim::Simulation;
+pub use validate::validate;
+
+/// Commonly used items of the engine.
+pub mod prelude {
+    pub use crate::{
+        ConnectionRule, InputModel, ModelRegistry, NetworkSpec, NeuronModel, Neurons, ParamSpec,
+        Params, Range, RegistryAppExt, SimClock, SimStep, SimSystems, Simulation, VarSpec,
+    };
+}

@@ -1,0 +1,296 @@
+//! The description of a network: what to build, kept apart from how it runs (as Arbor's
+//! recipes are). Scenes deserialize into these types.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::params::ParamValue;
+use crate::rng::Stream;
+
+/// A whole network: time step, seed, and its elements in scene order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Time step [ms].
+    pub dt: f64,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Populations, numbered in this order (global neuron ids follow it).
+    pub populations: Vec<PopulationSpec>,
+    /// Projections; delivery into one target sums them in this order.
+    pub projections: Vec<ProjectionSpec>,
+    /// Stimulation devices.
+    pub inputs: Vec<InputSpec>,
+    /// Spike and state recorders.
+    pub recorders: Vec<RecorderSpec>,
+}
+
+/// A population of `size` neurons of one model.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopulationSpec {
+    /// Unique name.
+    pub name: String,
+    /// Number of neurons.
+    pub size: usize,
+    /// Scene name of the neuron model, e.g. `"iaf_psc_exp"`.
+    pub model: String,
+    /// Model parameters by name (defaults for those not given).
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    /// Initial value distribution of state variables by name (in the variable's unit);
+    /// variables not named start at the model's default (e.g. `V_m = E_L`).
+    #[serde(default)]
+    pub initial: BTreeMap<String, Dist>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A projection: synapses from `source` to `target` drawn by a connectivity rule.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionSpec {
+    /// Optional name (default `"SOURCE->TARGET"`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Source population name.
+    pub source: String,
+    /// Target population name.
+    pub target: String,
+    /// Connectivity rule, e.g. `"fixed_indegree"`.
+    pub rule: String,
+    /// The rule's parameters, e.g. `{"indegree": 1000}`.
+    #[serde(default)]
+    pub rule_params: BTreeMap<String, ParamValue>,
+    /// Whether a neuron may connect to itself (only matters when source == target).
+    #[serde(default = "yes")]
+    pub autapses: bool,
+    /// Whether a pair of neurons may be connected more than once.
+    #[serde(default = "yes")]
+    pub multapses: bool,
+    /// Weight distribution [pA for current-based models, mV for delta synapses]; its sign
+    /// selects the excitatory or inhibitory receptor.
+    pub weight: Dist,
+    /// Delay distribution [ms], rounded to steps; every delay must be at least one step.
+    pub delay: Dist,
+}
+
+/// A stimulation device attached to a target population.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Scene name of the input model, e.g. `"poisson_generator"`.
+    pub model: String,
+    /// Target population name.
+    pub target: String,
+    /// The input's parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    /// Which neurons of the target receive it.
+    #[serde(default)]
+    pub neurons: Selection,
+}
+
+/// A recorder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum RecorderSpec {
+    /// Records spike times and senders.
+    Spikes {
+        /// Recorded population.
+        population: String,
+        /// Recorded neurons.
+        #[serde(default)]
+        neurons: Selection,
+        /// Name of the output group (default: the population name).
+        #[serde(default)]
+        label: Option<String>,
+    },
+    /// Samples a state variable.
+    State {
+        /// Recorded population.
+        population: String,
+        /// Variable name, e.g. `"V_m"`.
+        variable: String,
+        /// Recorded neurons.
+        #[serde(default)]
+        neurons: Selection,
+        /// Sampling interval [ms], a multiple of dt.
+        interval: f64,
+        /// Name of the output group (default: `"POPULATION_VARIABLE"`).
+        #[serde(default)]
+        label: Option<String>,
+    },
+}
+
+impl RecorderSpec {
+    /// The output group name.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Spikes { population, label, .. } => label.clone().unwrap_or_else(|| population.clone()),
+            Self::State { population, variable, label, .. } => label.clone().unwrap_or_else(|| format!("{population}_{variable}")),
+        }
+    }
+    /// The recorded population's name.
+    pub fn population(&self) -> &str {
+        match self {
+            Self::Spikes { population, .. } | Self::State { population, .. } => population,
+        }
+    }
+    /// The recorded neurons.
+    pub fn neurons(&self) -> &Selection {
+        match self {
+            Self::Spikes { neurons, .. } | Self::State { neurons, .. } => neurons,
+        }
+    }
+}
+
+/// A subset of a population's neurons.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Selection {
+    /// Every neuron.
+    #[default]
+    All,
+    /// The first `n` neurons.
+    First(u32),
+    /// Neurons `start..end` (end excluded).
+    Range(u32, u32),
+    /// The listed neurons.
+    List(Vec<u32>),
+}
+
+impl Selection {
+    /// The selected population-local indices, ascending and without duplicates; `None` for
+    /// all. Errors name the first index out of bounds.
+    pub fn resolve(&self, size: usize) -> Result<Option<Vec<u32>>, String> {
+        let out = match self {
+            Self::All => return Ok(None),
+            Self::First(n) if (*n as usize) <= size => (0..*n).collect(),
+            Self::First(n) => return Err(format!("First({n}) exceeds the population size {size}")),
+            Self::Range(a, b) if a <= b && (*b as usize) <= size => (*a..*b).collect(),
+            Self::Range(a, b) => return Err(format!("Range({a}, {b}) is not within 0..{size}")),
+            Self::List(v) => {
+                if let Some(bad) = v.iter().find(|&&i| i as usize >= size) {
+                    return Err(format!("neuron {bad} is out of range for a population of {size}"));
+                }
+                let mut v = v.clone();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        };
+        Ok(Some(out))
+    }
+}
+
+/// A distribution of a per-synapse or per-neuron value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Dist {
+    /// Always this value.
+    Constant(f64),
+    /// Uniform on [low, high).
+    Uniform {
+        /// Lower bound.
+        low: f64,
+        /// Upper bound.
+        high: f64,
+    },
+    /// Normal.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+    /// Normal, redrawn until the value lies in [min, max] (not clipped), as the
+    /// microcircuit's weights and delays are.
+    NormalRedraw {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+        /// Smallest accepted value.
+        #[serde(default = "neg_inf")]
+        min: f64,
+        /// Largest accepted value.
+        #[serde(default = "pos_inf")]
+        max: f64,
+    },
+}
+
+fn neg_inf() -> f64 {
+    f64::NEG_INFINITY
+}
+fn pos_inf() -> f64 {
+    f64::INFINITY
+}
+
+/// Most redraws [`Dist::NormalRedraw`] tries before it gives up (the range then holds
+/// almost no probability mass, which validation rejects).
+pub const MAX_REDRAWS: usize = 10_000;
+
+impl Dist {
+    /// Checks the distribution's own parameters.
+    pub fn check(&self) -> Result<(), String> {
+        match *self {
+            Self::Constant(x) if !x.is_finite() => Err(format!("Constant({x}) is not finite")),
+            Self::Uniform { low, high } if !(low < high) || !low.is_finite() || !high.is_finite() => {
+                Err(format!("Uniform needs finite low < high, got low {low}, high {high}"))
+            }
+            Self::Normal { std, mean } | Self::NormalRedraw { std, mean, .. } if !(std >= 0.0) || !std.is_finite() || !mean.is_finite() => {
+                Err(format!("normal distribution needs a finite mean and std >= 0, got mean {mean}, std {std}"))
+            }
+            Self::NormalRedraw { mean, std, min, max } => {
+                if !(min < max) {
+                    return Err(format!("NormalRedraw needs min < max, got min {min}, max {max}"));
+                }
+                // Mass of [min, max] under N(mean, std): reject ranges more than 6 std away.
+                if std == 0.0 && !(min..=max).contains(&mean) || std > 0.0 && ((min - mean) / std > 6.0 || (mean - max) / std > 6.0) {
+                    return Err(format!("NormalRedraw(mean {mean}, std {std}) has almost no mass in [{min}, {max}]"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Smallest value the distribution can produce.
+    pub fn lower_bound(&self) -> f64 {
+        match *self {
+            Self::Constant(x) => x,
+            Self::Uniform { low, .. } => low,
+            Self::Normal { std, mean } => if std == 0.0 { mean } else { f64::NEG_INFINITY },
+            Self::NormalRedraw { min, mean, std, .. } => if std == 0.0 { mean } else { min },
+        }
+    }
+
+    /// Largest value the distribution can produce.
+    pub fn upper_bound(&self) -> f64 {
+        match *self {
+            Self::Constant(x) => x,
+            Self::Uniform { high, .. } => high,
+            Self::Normal { std, mean } => if std == 0.0 { mean } else { f64::INFINITY },
+            Self::NormalRedraw { max, mean, std, .. } => if std == 0.0 { mean } else { max },
+        }
+    }
+
+    /// Draws one value.
+    #[inline]
+    pub fn sample(&self, s: &mut Stream) -> f64 {
+        match *self {
+            Self::Constant(x) => x,
+            Self::Uniform { low, high } => low + (high - low) * s.uniform(),
+            Self::Normal { mean, std } => mean + std * s.normal(),
+            Self::NormalRedraw { mean, std, min, max } => {
+                for _ in 0..MAX_REDRAWS {
+                    let x = mean + std * s.normal();
+                    if x >= min && x <= max {
+                        return x;
+                    }
+                }
+                mean.clamp(min, max)
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The registry of models by scene name, filled by plugins.
+
+use std::collections::BTreeMap;
+
+use bevy_app::App;
+use bevy_ecs::prelude::*;
+use bevy_ecs::world::EntityWorldMut;
+use myelin_components::NeuronState;
+
+use crate::construct::{ConnectionRule, RuleContext};
+use crate::model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
+use crate::params::{ParamIssue, ParamSpec, Params};
+
+/// What a neuron-model plugin registers.
+#[derive(Clone)]
+pub struct NeuronEntry {
+    /// Scene name.
+    pub name: &'static str,
+    /// Parameter table.
+    pub parameters: &'static [ParamSpec],
+    /// Real state variables.
+    pub real: &'static [VarSpec],
+    /// Integer state variables.
+    pub int: &'static [VarSpec],
+    /// Prepares the model, inserts it and a default state on the population entity, and
+    /// returns each real variable's storage offset.
+    pub spawn: fn(&Params, f64, usize, &mut EntityWorldMut<'_>) -> Result<Vec<f64>, ParamIssue>,
+    /// Checks cross-parameter constraints without spawning.
+    pub check: fn(&Params, f64) -> Result<(), ParamIssue>,
+}
+
+impl NeuronEntry {
+    /// The entry of model `M`.
+    pub fn of<M: NeuronModel>() -> Self {
+        Self {
+            name: M::NAME,
+            parameters: M::PARAMETERS,
+            real: M::REAL_STATE,
+            int: M::INT_STATE,
+            spawn: |params, dt, n, e| {
+                let m = M::new(params, dt)?;
+                let mut state = NeuronState::zeros(n, M::REAL_STATE.len(), M::INT_STATE.len());
+                let mut offsets = Vec::with_capacity(M::REAL_STATE.len());
+                for (v, col) in state.real.iter_mut().enumerate() {
+                    let off = m.offset(v);
+                    col.fill((m.initial(v) - off) as f32);
+                    offsets.push(off);
+                }
+                e.insert((Neurons(m), state));
+                Ok(offsets)
+            },
+            check: |params, dt| M::new(params, dt).map(|_| ()),
+        }
+    }
+
+    /// Index of a real or integer variable: `(is_real, index)`.
+    pub fn variable(&self, name: &str) -> Option<(bool, usize)> {
+        self.real
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| (true, i))
+            .or_else(|| self.int.iter().position(|v| v.name == name).map(|i| (false, i)))
+    }
+}
+
+/// What an input plugin registers.
+#[derive(Clone)]
+pub struct InputEntry {
+    /// Scene name.
+    pub name: &'static str,
+    /// Parameter table.
+    pub parameters: &'static [ParamSpec],
+    /// Checks beyond the table.
+    pub check: fn(&Params, f64) -> Result<(), ParamIssue>,
+    /// Longest delay [steps].
+    pub max_delay: fn(&Params, f64) -> u16,
+    /// Whether it drives the external current.
+    pub drives_current: bool,
+    /// Inserts its components.
+    pub spawn: fn(&Params, &InputContext, &mut EntityWorldMut<'_>),
+}
+
+impl InputEntry {
+    /// The entry of input model `I`.
+    pub fn of<I: InputModel>() -> Self {
+        Self {
+            name: I::NAME,
+            parameters: I::PARAMETERS,
+            check: I::check,
+            max_delay: I::max_delay,
+            drives_current: I::DRIVES_CURRENT,
+            spawn: I::spawn,
+        }
+    }
+}
+
+/// What a connectivity-rule plugin registers.
+#[derive(Clone)]
+pub struct RuleEntry {
+    /// Scene name, e.g. `"fixed_indegree"`.
+    pub name: &'static str,
+    /// Parameter table.
+    pub parameters: &'static [ParamSpec],
+    /// Checks the parameters against the populations (e.g. an in-degree larger than the
+    /// source population without multapses).
+    pub check: fn(&Params, &RuleContext) -> Result<(), ParamIssue>,
+    /// Creates the rule (may precompute per-target counts).
+    pub create: fn(&Params, &RuleContext) -> Box<dyn ConnectionRule>,
+}
+
+/// Every model, input and rule known to a simulation, by scene name.
+#[derive(Resource, Clone, Default)]
+pub struct ModelRegistry {
+    /// Neuron models.
+    pub neurons: BTreeMap<&'static str, NeuronEntry>,
+    /// Inputs.
+    pub inputs: BTreeMap<&'static str, InputEntry>,
+    /// Connectivity rules.
+    pub rules: BTreeMap<&'static str, RuleEntry>,
+}
+
+impl ModelRegistry {
+    /// Names of the neuron models, for messages.
+    pub fn neuron_names(&self) -> String {
+        self.neurons.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+    /// Names of the inputs, for messages.
+    pub fn input_names(&self) -> String {
+        self.inputs.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+    /// Names of the rules, for messages.
+    pub fn rule_names(&self) -> String {
+        self.rules.keys().copied().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Registration methods on the bevy [`App`], for plugins.
+pub trait RegistryAppExt {
+    /// Registers a neuron model's scene name and tables (its systems are added by the
+    /// plugin).
+    fn register_neuron_model<M: NeuronModel>(&mut self) -> &mut Self;
+    /// Registers an input model.
+    fn register_input<I: InputModel>(&mut self) -> &mut Self;
+    /// Registers a connectivity rule.
+    fn register_rule(&mut self, entry: RuleEntry) -> &mut Self;
+}
+
+impl RegistryAppExt for App {
+    fn register_neuron_model<M: NeuronModel>(&mut self) -> &mut Self {
+        self.world_mut().get_resource_or_init::<ModelRegistry>().neurons.insert(M::NAME, NeuronEntry::of::<M>());
+        self
+    }
+    fn register_input<I: InputModel>(&mut self) -> &mut Self {
+        self.world_mut().get_resource_or_init::<ModelRegistry>().inputs.insert(I::NAME, InputEntry::of::<I>());
+        self
+    }
+    fn register_rule(&mut self, entry: RuleEntry) -> &mut Self {
+        self.world_mut().get_resource_or_init::<ModelRegistry>().rules.insert(entry.name, entry);
+        self
+    }
+}

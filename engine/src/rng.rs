@@ -1,0 +1,315 @@
+//! Counter-based random numbers (Philox4x32-10, Salmon et al. 2011).
+//!
+//! Every draw in Myelin comes from a [`Stream`] keyed by the run's seed and a counter made of
+//! a [`Purpose`], the stable id of a scene element, an index (neuron) and an auxiliary word
+//! (time step or attribute). A stream needs no state shared with any other, so any split of
+//! work over threads or ranks draws the same numbers, and a GPU kernel can draw them too.
+
+/// What a stream is used for; part of the counter, so streams of different purposes never
+/// overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Purpose {
+    /// Presynaptic sources of one target neuron.
+    Connect = 1,
+    /// Weights of the synapses onto one target neuron.
+    Weight = 2,
+    /// Delays of the synapses onto one target neuron.
+    Delay = 3,
+    /// Initial state of one neuron.
+    Init = 4,
+    /// Poisson input of one neuron at one step.
+    Poisson = 5,
+    /// Per-target synapse counts (fixed_total_number) or per-source draws (fixed_outdegree).
+    Count = 6,
+}
+
+const M0: u32 = 0xD251_1F53;
+const M1: u32 = 0xCD9E_8D57;
+const W0: u32 = 0x9E37_79B9;
+const W1: u32 = 0xBB67_AE85;
+
+#[inline(always)]
+fn mulhilo(a: u32, b: u32) -> (u32, u32) {
+    let p = u64::from(a) * u64::from(b);
+    ((p >> 32) as u32, p as u32)
+}
+
+/// The Philox4x32 bijection with 10 rounds: maps a 128-bit counter under a 64-bit key to
+/// 128 random bits.
+#[inline]
+pub fn philox4x32_10(mut c: [u32; 4], mut k: [u32; 2]) -> [u32; 4] {
+    for r in 0..10 {
+        if r > 0 {
+            k[0] = k[0].wrapping_add(W0);
+            k[1] = k[1].wrapping_add(W1);
+        }
+        let (hi0, lo0) = mulhilo(M0, c[0]);
+        let (hi1, lo1) = mulhilo(M1, c[2]);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// Converts two 32-bit words to a double in the open interval (0, 1) with 53 random bits.
+#[inline]
+pub fn u01_open(a: u32, b: u32) -> f64 {
+    let x = (u64::from(a) << 21) ^ u64::from(b >> 11);
+    (x as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A stream of random numbers: Philox4x32-10 in counter mode.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    key: [u32; 2],
+    ctr: [u32; 4],
+    buf: [u32; 4],
+    pos: usize,
+    spare_normal: Option<f64>,
+}
+
+impl Stream {
+    /// The stream of `purpose` for scene element `element` (< 2^24), index `index` and
+    /// auxiliary word `aux` (a time step, or an attribute number), under `seed`.
+    #[inline]
+    pub fn new(seed: u64, purpose: Purpose, element: u32, index: u32, aux: u64) -> Self {
+        debug_assert!(element < (1 << 24), "element id {element} exceeds 24 bits");
+        Self {
+            key: [seed as u32, ((seed >> 32) as u32) ^ ((aux >> 32) as u32)],
+            ctr: [0, index, aux as u32, ((purpose as u32) << 24) | (element & 0x00FF_FFFF)],
+            buf: [0; 4],
+            pos: 4,
+            spare_normal: None,
+        }
+    }
+
+    /// The next 32 random bits.
+    #[inline]
+    pub fn next_u32(&mut self) -> u32 {
+        if self.pos == 4 {
+            self.buf = philox4x32_10(self.ctr, self.key);
+            self.ctr[0] = self.ctr[0].wrapping_add(1);
+            self.pos = 0;
+        }
+        let v = self.buf[self.pos];
+        self.pos += 1;
+        v
+    }
+
+    /// A uniform double in (0, 1).
+    #[inline]
+    pub fn uniform(&mut self) -> f64 {
+        let a = self.next_u32();
+        let b = self.next_u32();
+        u01_open(a, b)
+    }
+
+    /// A uniform integer in `0..n` (Lemire's multiply-shift with rejection; unbiased).
+    #[inline]
+    pub fn below(&mut self, n: u32) -> u32 {
+        debug_assert!(n > 0);
+        let mut m = u64::from(self.next_u32()) * u64::from(n);
+        if (m as u32) < n {
+            let t = n.wrapping_neg() % n;
+            while (m as u32) < t {
+                m = u64::from(self.next_u32()) * u64::from(n);
+            }
+        }
+        (m >> 32) as u32
+    }
+
+    /// A standard normal deviate (Box-Muller; both deviates of a pair are used).
+    pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare_normal.take() {
+            return z;
+        }
+        let u1 = self.uniform();
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+        self.spare_normal = Some(r * s);
+        r * c
+    }
+
+    /// A Poisson deviate with mean `lambda` (see [`poisson`]).
+    #[inline]
+    pub fn poisson(&mut self, lambda: f64, exp_neg_lambda: f64) -> u32 {
+        poisson(self, lambda, exp_neg_lambda)
+    }
+}
+
+impl rand_core::RngCore for Stream {
+    fn next_u32(&mut self) -> u32 {
+        Stream::next_u32(self)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let lo = u64::from(Stream::next_u32(self));
+        (u64::from(Stream::next_u32(self)) << 32) | lo
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        for chunk in dst.chunks_mut(4) {
+            let v = Stream::next_u32(self).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Means below this are sampled by inversion, above by PTRS.
+pub const POISSON_INVERSION_MAX: f64 = 30.0;
+
+/// A Poisson deviate with mean `lambda`; `exp_neg_lambda` is `exp(-lambda)`, precomputed by
+/// the caller.
+///
+/// For `lambda < 30` sequential inversion of one uniform (exact up to rounding, one Philox
+/// call); above, Hörmann's transformed rejection with squeeze (PTRS, 1993). Both are plain
+/// arithmetic that a GPU kernel reproduces.
+#[inline]
+pub fn poisson(s: &mut Stream, lambda: f64, exp_neg_lambda: f64) -> u32 {
+    if lambda <= 0.0 {
+        return 0;
+    }
+    if lambda < POISSON_INVERSION_MAX {
+        let u = s.uniform();
+        let mut k = 0u32;
+        let mut p = exp_neg_lambda;
+        let mut f = p;
+        while u > f && k < 1000 {
+            k += 1;
+            p *= lambda / f64::from(k);
+            f += p;
+        }
+        return k;
+    }
+    let slam = lambda.sqrt();
+    let loglam = lambda.ln();
+    let b = 0.931 + 2.53 * slam;
+    let a = -0.059 + 0.02483 * b;
+    let invalpha = 1.1239 + 1.1328 / (b - 3.4);
+    let vr = 0.9277 - 3.6224 / (b - 2.0);
+    loop {
+        let u = s.uniform() - 0.5;
+        let v = s.uniform();
+        let us = 0.5 - u.abs();
+        let k = ((2.0 * a / us + b) * u + lambda + 0.43).floor();
+        if us >= 0.07 && v <= vr {
+            return k as u32;
+        }
+        if k < 0.0 || (us < 0.013 && v > us) {
+            continue;
+        }
+        if v.ln() + invalpha.ln() - (a / (us * us) + b).ln() <= -lambda + k * loglam - ln_factorial(k) {
+            return k as u32;
+        }
+    }
+}
+
+/// `ln(k!)` for integral `k >= 0`: a table below 16, Stirling's series above
+/// (relative error below 1e-15).
+pub fn ln_factorial(k: f64) -> f64 {
+    if k < 16.0 {
+        let mut f = 1.0f64;
+        let mut i = 2.0;
+        while i <= k {
+            f *= i;
+            i += 1.0;
+        }
+        return f.ln();
+    }
+    let n = k + 1.0;
+    let inv = 1.0 / n;
+    let inv2 = inv * inv;
+    (n - 0.5) * n.ln() - n + 0.5 * (std::f64::consts::TAU).ln()
+        + inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 / 1680.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
+    #[test]
+    fn philox_known_answers() {
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        assert_eq!(
+            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn streams_of_distinct_keys_differ_and_equal_keys_repeat() {
+        let a: Vec<u32> = { let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11); (0..8).map(|_| s.next_u32()).collect() };
+        let b: Vec<u32> = { let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11); (0..8).map(|_| s.next_u32()).collect() };
+        assert_eq!(a, b, "the same key must give the same stream");
+        for (p, e, i, x) in [(Purpose::Connect, 3, 7, 11), (Purpose::Poisson, 4, 7, 11), (Purpose::Poisson, 3, 8, 11), (Purpose::Poisson, 3, 7, 12)] {
+            let mut s = Stream::new(1, p, e, i, x);
+            let c: Vec<u32> = (0..8).map(|_| s.next_u32()).collect();
+            assert_ne!(a, c, "changing any key word must change the stream");
+        }
+        let mut s = Stream::new(2, Purpose::Poisson, 3, 7, 11);
+        assert_ne!(a, (0..8).map(|_| s.next_u32()).collect::<Vec<_>>(), "the seed must change the stream");
+    }
+
+    /// The mean of n uniforms has standard deviation sqrt(1/12/n); 5 sigma is a false alarm
+    /// rate below 1e-6.
+    #[test]
+    fn uniform_and_below_are_unbiased() {
+        let n = 200_000;
+        let mut s = Stream::new(5, Purpose::Init, 0, 0, 0);
+        let mean: f64 = (0..n).map(|_| s.uniform()).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 5.0 * (1.0 / 12.0 / n as f64).sqrt(), "uniform mean {mean}");
+        let mut counts = [0u32; 7];
+        for _ in 0..n {
+            counts[s.below(7) as usize] += 1;
+        }
+        let expect = n as f64 / 7.0;
+        let chi2: f64 = counts.iter().map(|&c| (f64::from(c) - expect).powi(2) / expect).sum();
+        // chi-square with 6 degrees of freedom: P(chi2 > 27.9) < 1e-4.
+        assert!(chi2 < 27.9, "below(7) chi2 {chi2}, counts {counts:?}");
+    }
+
+    #[test]
+    fn normal_has_unit_variance() {
+        let n = 200_000;
+        let mut s = Stream::new(9, Purpose::Init, 1, 2, 3);
+        let xs: Vec<f64> = (0..n).map(|_| s.normal()).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        // sd(mean) = 1/sqrt(n); sd(var) ~ sqrt(2/n); 5 sigma each.
+        assert!(mean.abs() < 5.0 / (n as f64).sqrt(), "normal mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "normal variance {var}");
+    }
+
+    /// Poisson deviates on both sides of the inversion/PTRS switch: mean and variance equal
+    /// lambda within 5 standard errors.
+    #[test]
+    fn poisson_mean_and_variance_match_lambda() {
+        for &lambda in &[0.01f64, 0.5, 2.32, 12.0, 29.9, 30.0, 75.0, 1000.0] {
+            let n = 100_000;
+            let e = (-lambda).exp();
+            let mut s = Stream::new(17, Purpose::Poisson, 0, 0, lambda.to_bits());
+            let xs: Vec<f64> = (0..n).map(|_| f64::from(s.poisson(lambda, e))).collect();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            let se_mean = (lambda / n as f64).sqrt();
+            // Var of the sample variance for Poisson: (lambda + 2 lambda^2) / n.
+            let se_var = ((lambda + 2.0 * lambda * lambda) / n as f64).sqrt();
+            assert!((mean - lambda).abs() < 5.0 * se_mean, "lambda {lambda}: mean {mean}");
+            assert!((var - lambda).abs() < 5.0 * se_var, "lambda {lambda}: variance {var}");
+        }
+    }
+
+    #[test]
+    fn ln_factorial_matches_direct_product() {
+        let mut f = 0.0f64;
+        for k in 1..60 {
+            f += (k as f64).ln();
+            let got = ln_factorial(k as f64);
+            assert!((got - f).abs() < 1e-12 * f.max(1.0), "ln({k}!) = {got}, expected {f}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Synaptic delivery: the spikes of this step enter the targets' delay ring buffers.
+
+use std::collections::HashMap;
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use myelin_components::{CHANNELS, Connectivity, RingBlockMut, Spikes, SynapticInput, channel_of};
+use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
+use myelin_components::Projection;
+use rayon::prelude::*;
+
+/// Adds [`deliver`] to [`SimSystems::Deliver`].
+pub struct DeliveryPlugin;
+
+impl Plugin for DeliveryPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(SimStep, deliver.in_set(SimSystems::Deliver));
+    }
+}
+
+/// Delivers every spike of this step: for each (target population, delivery block) in
+/// parallel, the incoming projections in scene order, the spiking sources in ascending
+/// order, and each source's row in order, add the weight into the slot `delay` steps
+/// ahead. Each block's ring buffer is owned by one thread: no atomics, and the sum into
+/// each target is in a fixed order whatever the number of threads.
+pub fn deliver(clock: Res<SimClock>, plan: Option<Res<DeliveryPlan>>, projections: Query<(&Projection, &Connectivity)>, spikes: Query<&Spikes>, mut rings: Query<(Entity, &mut SynapticInput)>) {
+    let Some(plan) = plan else { return };
+    let step = clock.step;
+    let mut incoming: HashMap<Entity, Vec<(&Connectivity, &[u32])>> = HashMap::new();
+    for (target, projs) in &plan.incoming {
+        let list: Vec<(&Connectivity, &[u32])> = projs
+            .iter()
+            .filter_map(|&p| {
+                let (proj, conn) = projections.get(p).ok()?;
+                let s = spikes.get(proj.source).ok()?;
+                (!s.current.is_empty()).then_some((conn, s.current.as_slice()))
+            })
+            .collect();
+        if !list.is_empty() {
+            incoming.insert(*target, list);
+        }
+    }
+    if incoming.is_empty() {
+        return;
+    }
+    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&Connectivity, &[u32])>)> = Vec::new();
+    for (e, ring) in rings.iter_mut() {
+        if let Some(list) = incoming.get(&e) {
+            for b in ring.into_inner().blocks_mut() {
+                work.push((b, list));
+            }
+        }
+    }
+    work.into_par_iter().for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
+}
+
+/// The delivery kernel of one target block.
+#[inline]
+fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
+    let b = ring.index;
+    let (data, slots, block) = ring.raw_mut();
+    let now = (step % slots as u64) as usize;
+    for (conn, sources) in list {
+        let blk = &conn.blocks[b];
+        for &i in *sources {
+            let row = blk.row(i as usize);
+            let (t, w, d) = (&blk.target[row.clone()], &blk.weight[row.clone()], &blk.delay[row]);
+            for k in 0..t.len() {
+                let mut slot = now + usize::from(d[k]);
+                if slot >= slots {
+                    slot -= slots;
+                }
+                data[(slot * CHANNELS + channel_of(w[k])) * block + usize::from(t[k])] += w[k];
+            }
+        }
+    }
+}

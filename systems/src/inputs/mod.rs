@@ -1,0 +1,239 @@
+//! Inputs: Poisson generators, DC generators and spike generators. Their systems run in
+//! [`SimSystems::Inputs`], writing into the targets' ring buffers and external currents.
+
+use std::collections::HashMap;
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use bevy_ecs::world::EntityWorldMut;
+use myelin_components::{DcInput, ExternalCurrent, PoissonInput, RingBlockMut, SpikeGeneratorInput, StableId, SynapticInput};
+use myelin_engine::rng::{Purpose, Stream};
+use myelin_engine::{InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed, SimClock, SimStep, SimSystems, delay_steps};
+use rayon::prelude::*;
+
+/// First step at or after `ms` [ms].
+fn step_at(ms: f64, dt: f64) -> u64 {
+    if ms.is_infinite() { u64::MAX } else { (ms / dt - 1e-9).ceil().max(0.0) as u64 }
+}
+
+fn check_delay(p: &Params, dt: f64) -> Result<(), ParamIssue> {
+    let d = p.get("delay");
+    if d < dt / 2.0 {
+        return Err(ParamIssue::new("delay", format!("delay = {d} ms is shorter than half a time step (dt = {dt} ms)")));
+    }
+    Ok(())
+}
+
+fn check_window(p: &Params) -> Result<(), ParamIssue> {
+    if p.get("stop") < p.get("start") {
+        return Err(ParamIssue::new("stop", format!("stop = {} ms is before start = {} ms", p.get("stop"), p.get("start"))));
+    }
+    Ok(())
+}
+
+/// The selected neurons of block `first..first + len`, as block-local indices.
+fn block_subset<'a>(sel: &'a Option<Vec<u32>>, first: usize, len: usize) -> Box<dyn Iterator<Item = usize> + 'a> {
+    match sel {
+        None => Box::new(0..len),
+        Some(v) => {
+            let lo = v.partition_point(|&i| (i as usize) < first);
+            let hi = v.partition_point(|&i| (i as usize) < first + len);
+            Box::new(v[lo..hi].iter().map(move |&i| i as usize - first))
+        }
+    }
+}
+
+/// NEST's `poisson_generator`: an independent Poisson train into every target neuron.
+pub struct PoissonGenerator;
+
+impl InputModel for PoissonGenerator {
+    const NAME: &'static str = "poisson_generator";
+    const PARAMETERS: &'static [ParamSpec] = &[
+        ParamSpec::required("rate", "Hz", Range::NON_NEGATIVE, "mean rate of each neuron's train"),
+        ParamSpec::required("weight", "pA or mV", Range::ANY, "weight of each event (the target model's input unit)"),
+        ParamSpec::real("delay", "ms", 1.0, Range::POSITIVE, "delay of each event"),
+        ParamSpec::real("start", "ms", 0.0, Range::NON_NEGATIVE, "emission starts at this time"),
+        ParamSpec::real("stop", "ms", f64::INFINITY, Range::NON_NEGATIVE, "emission stops at this time"),
+    ];
+    fn check(p: &Params, dt: f64) -> Result<(), ParamIssue> {
+        check_delay(p, dt)?;
+        check_window(p)
+    }
+    fn max_delay(p: &Params, dt: f64) -> u16 {
+        delay_steps(p.get("delay"), dt)
+    }
+    fn spawn(p: &Params, ctx: &InputContext, e: &mut EntityWorldMut<'_>) {
+        e.insert(PoissonInput {
+            target: ctx.target,
+            neurons: ctx.neurons.clone(),
+            lambda: p.get("rate") * ctx.dt / 1000.0,
+            weight: p.get("weight") as f32,
+            delay: delay_steps(p.get("delay"), ctx.dt),
+            start: step_at(p.get("start"), ctx.dt),
+            stop: step_at(p.get("stop"), ctx.dt),
+        });
+    }
+}
+
+/// NEST's `dc_generator`: a constant current while active.
+pub struct DcGenerator;
+
+impl InputModel for DcGenerator {
+    const NAME: &'static str = "dc_generator";
+    const PARAMETERS: &'static [ParamSpec] = &[
+        ParamSpec::required("amplitude", "pA", Range::ANY, "current"),
+        ParamSpec::real("start", "ms", 0.0, Range::NON_NEGATIVE, "the current flows from this time"),
+        ParamSpec::real("stop", "ms", f64::INFINITY, Range::NON_NEGATIVE, "until this time"),
+    ];
+    const DRIVES_CURRENT: bool = true;
+    fn check(p: &Params, _dt: f64) -> Result<(), ParamIssue> {
+        check_window(p)
+    }
+    fn max_delay(_: &Params, _: f64) -> u16 {
+        0
+    }
+    fn spawn(p: &Params, ctx: &InputContext, e: &mut EntityWorldMut<'_>) {
+        e.insert(DcInput {
+            target: ctx.target,
+            neurons: ctx.neurons.clone(),
+            amplitude: p.get("amplitude") as f32,
+            start: step_at(p.get("start"), ctx.dt),
+            stop: step_at(p.get("stop"), ctx.dt),
+        });
+    }
+}
+
+/// NEST's `spike_generator`: spikes at given times into every target neuron.
+pub struct SpikeGenerator;
+
+impl InputModel for SpikeGenerator {
+    const NAME: &'static str = "spike_generator";
+    const PARAMETERS: &'static [ParamSpec] = &[
+        ParamSpec::list("spike_times", "ms", Range::POSITIVE, "spike times, on the time grid"),
+        ParamSpec::required("weight", "pA or mV", Range::ANY, "weight of each spike"),
+        ParamSpec::real("delay", "ms", 1.0, Range::POSITIVE, "delay of each spike"),
+    ];
+    fn check(p: &Params, dt: f64) -> Result<(), ParamIssue> {
+        check_delay(p, dt)?;
+        for &t in p.list("spike_times") {
+            let k = t / dt;
+            if (k - k.round()).abs() > 1e-6 {
+                return Err(ParamIssue::new("spike_times", format!("spike time {t} ms is not a multiple of dt = {dt} ms")));
+            }
+            if k.round() < 1.0 {
+                return Err(ParamIssue::new("spike_times", format!("spike time {t} ms is earlier than one step (dt = {dt} ms)")));
+            }
+        }
+        Ok(())
+    }
+    fn max_delay(p: &Params, dt: f64) -> u16 {
+        delay_steps(p.get("delay"), dt)
+    }
+    fn spawn(p: &Params, ctx: &InputContext, e: &mut EntityWorldMut<'_>) {
+        let mut steps: Vec<u64> = p.list("spike_times").iter().map(|t| (t / ctx.dt).round() as u64 - 1).collect();
+        steps.sort_unstable();
+        e.insert(SpikeGeneratorInput { target: ctx.target, neurons: ctx.neurons.clone(), steps, weight: p.get("weight") as f32, delay: delay_steps(p.get("delay"), ctx.dt), cursor: 0 });
+    }
+}
+
+/// Registers `poisson_generator` and its system.
+pub struct PoissonGeneratorPlugin;
+impl Plugin for PoissonGeneratorPlugin {
+    fn build(&self, app: &mut App) {
+        app.register_input::<PoissonGenerator>().add_systems(SimStep, poisson_inputs.in_set(SimSystems::Inputs));
+    }
+}
+
+/// Registers `dc_generator` and its system.
+pub struct DcGeneratorPlugin;
+impl Plugin for DcGeneratorPlugin {
+    fn build(&self, app: &mut App) {
+        app.register_input::<DcGenerator>().add_systems(SimStep, dc_inputs.in_set(SimSystems::Inputs));
+    }
+}
+
+/// Registers `spike_generator` and its system.
+pub struct SpikeGeneratorPlugin;
+impl Plugin for SpikeGeneratorPlugin {
+    fn build(&self, app: &mut App) {
+        app.register_input::<SpikeGenerator>().add_systems(SimStep, spike_generator_inputs.in_set(SimSystems::Inputs).after(poisson_inputs));
+    }
+}
+
+/// Draws this step's Poisson events for every target neuron, block-parallel, and adds them
+/// to the ring slot `delay` steps ahead. Each neuron's count comes from the stream keyed
+/// by (seed, input, neuron, step); inputs onto one population are applied in scene order.
+pub fn poisson_inputs(clock: Res<SimClock>, seed: Option<Res<RunSeed>>, inputs: Query<(&PoissonInput, &StableId)>, mut rings: Query<(Entity, &mut SynapticInput)>) {
+    let (step, seed) = (clock.step, seed.map_or(0, |s| s.0));
+    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32, f64)>> = HashMap::new();
+    let mut sorted: Vec<_> = inputs.iter().filter(|(p, _)| step >= p.start && step < p.stop && p.lambda > 0.0).collect();
+    sorted.sort_by_key(|(_, id)| id.0);
+    for (p, id) in sorted {
+        by_target.entry(p.target).or_default().push((p, id.0, (-p.lambda).exp()));
+    }
+    if by_target.is_empty() {
+        return;
+    }
+    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32, f64)>)> = Vec::new();
+    for (e, ring) in rings.iter_mut() {
+        if let Some(list) = by_target.get(&e) {
+            for b in ring.into_inner().blocks_mut() {
+                work.push((b, list));
+            }
+        }
+    }
+    work.into_par_iter().for_each(|(mut ring, list)| {
+        for &(p, id, e) in list {
+            for j in block_subset(&p.neurons, ring.first, ring.len) {
+                let i = (ring.first + j) as u32;
+                let k = Stream::new(seed, Purpose::Poisson, id, i, step).poisson(p.lambda, e);
+                if k > 0 {
+                    ring.add(j, step + u64::from(p.delay), k as f32 * p.weight);
+                }
+            }
+        }
+    });
+}
+
+/// Sets the external current of driven populations: zero, plus every active DC input.
+pub fn dc_inputs(clock: Res<SimClock>, inputs: Query<(&DcInput, &StableId)>, mut currents: Query<(Entity, &mut ExternalCurrent)>) {
+    let step = clock.step;
+    let mut sorted: Vec<_> = inputs.iter().collect();
+    sorted.sort_by_key(|(_, id)| id.0);
+    for (e, mut cur) in currents.iter_mut() {
+        if !cur.driven {
+            continue;
+        }
+        let cur = &mut *cur;
+        cur.values.fill(0.0);
+        for (dc, _) in sorted.iter().filter(|(d, _)| d.target == e && step >= d.start && step < d.stop) {
+            match &dc.neurons {
+                None => cur.values.iter_mut().for_each(|v| *v += dc.amplitude),
+                Some(sel) => sel.iter().for_each(|&i| cur.values[i as usize] += dc.amplitude),
+            }
+        }
+    }
+}
+
+/// Emits the spikes of spike generators due in this step.
+pub fn spike_generator_inputs(clock: Res<SimClock>, mut inputs: Query<(&mut SpikeGeneratorInput, &StableId)>, mut rings: Query<&mut SynapticInput>) {
+    let step = clock.step;
+    let mut sorted: Vec<_> = inputs.iter_mut().collect();
+    sorted.sort_by_key(|(_, id)| id.0);
+    for (mut g, _) in sorted {
+        let g = &mut *g;
+        while g.cursor < g.steps.len() && g.steps[g.cursor] < step {
+            g.cursor += 1; // times before a restart point are already delivered
+        }
+        while g.cursor < g.steps.len() && g.steps[g.cursor] == step {
+            if let Ok(mut ring) = rings.get_mut(g.target) {
+                let arrival = step + u64::from(g.delay);
+                match &g.neurons {
+                    None => (0..ring.len()).for_each(|i| ring.add(i, arrival, g.weight)),
+                    Some(sel) => sel.iter().for_each(|&i| ring.add(i as usize, arrival, g.weight)),
+                }
+            }
+            g.cursor += 1;
+        }
+    }
+}

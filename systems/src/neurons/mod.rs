@@ -1,0 +1,113 @@
+//! Neuron models and the generic integrate system.
+//!
+//! Each model is integrated exactly (exponential propagators, as NEST does): between input
+//! events the subthreshold dynamics are linear, so one step is a matrix-vector product
+//! whose entries ([`propagators`]) are computed once from the parameters and `dt`.
+
+mod iaf_psc_alpha;
+mod iaf_psc_delta;
+mod iaf_psc_exp;
+pub mod propagators;
+
+use std::marker::PhantomData;
+
+use bevy_app::{App, Plugin};
+use bevy_ecs::prelude::*;
+use myelin_components::{DELIVERY_BLOCK, ExternalCurrent, NeuronState, Spikes, SynapticInput};
+use myelin_engine::{NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep, SimSystems};
+use rayon::prelude::*;
+
+pub use iaf_psc_alpha::IafPscAlpha;
+pub use iaf_psc_delta::IafPscDelta;
+pub use iaf_psc_exp::IafPscExp;
+
+/// Registers neuron model `M` under its scene name and adds its update to
+/// [`SimSystems::Integrate`].
+pub struct NeuronModelPlugin<M>(PhantomData<fn() -> M>);
+
+impl<M> Default for NeuronModelPlugin<M> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<M: NeuronModel> Plugin for NeuronModelPlugin<M> {
+    fn build(&self, app: &mut App) {
+        app.register_neuron_model::<M>().add_systems(SimStep, integrate::<M>.in_set(SimSystems::Integrate));
+    }
+}
+
+/// Advances every population of model `M` by one step: for every delivery block (of all
+/// such populations, in parallel) the model's kernel reads the ring-buffer slot of this
+/// step, which is then cleared, and collects spikes; the blocks' spikes are concatenated
+/// in block order.
+pub fn integrate<M: NeuronModel>(clock: Res<SimClock>, mut q: Query<(&Neurons<M>, &mut NeuronState, &mut SynapticInput, &ExternalCurrent, &mut Spikes)>) {
+    let step = clock.step;
+    let mut pops: Vec<_> = q.iter_mut().map(|(m, s, i, c, sp)| (&m.0, s.into_inner(), i.into_inner(), c, sp.into_inner())).collect();
+    {
+        let mut work = Vec::new();
+        for (m, state, input, current, spikes) in pops.iter_mut() {
+            let blocks = state.blocks_mut(DELIVERY_BLOCK);
+            let rings = input.blocks_mut();
+            for ((nb, rb), (cur, out)) in blocks.into_iter().zip(rings).zip(current.values.chunks(DELIVERY_BLOCK).zip(spikes.per_block.iter_mut())) {
+                work.push((*m, nb, rb, cur, out));
+            }
+        }
+        work.into_par_iter().for_each(|(m, mut nb, mut rb, cur, out)| {
+            out.clear();
+            let (ex, inh) = rb.slot_mut(step);
+            m.update(&mut nb, ex, inh, cur, out);
+            ex.fill(0.0);
+            inh.fill(0.0);
+        });
+    }
+    for (.., spikes) in pops.iter_mut() {
+        spikes.gather();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A harness that runs one neuron of a model with given inputs, for closed-form tests.
+
+    use myelin_components::{NeuronBlockMut, NeuronState};
+    use myelin_engine::{NeuronModel, ParamValue, Params};
+    use std::collections::BTreeMap;
+
+    /// One neuron of model `M` with the given parameters.
+    pub struct OneNeuron<M: NeuronModel> {
+        pub model: M,
+        pub state: NeuronState,
+    }
+
+    impl<M: NeuronModel> OneNeuron<M> {
+        pub fn new(params: &[(&str, f64)], dt: f64) -> Self {
+            let given: BTreeMap<String, ParamValue> = params.iter().map(|(k, v)| (k.to_string(), ParamValue::Number(*v))).collect();
+            let p = Params::resolve(M::PARAMETERS, &given).expect("valid test parameters");
+            let model = M::new(&p, dt).expect("valid test model");
+            let mut state = NeuronState::zeros(1, M::REAL_STATE.len(), M::INT_STATE.len());
+            for v in 0..M::REAL_STATE.len() {
+                state.real[v][0] = (model.initial(v) - model.offset(v)) as f32;
+            }
+            Self { model, state }
+        }
+
+        /// One step with `ex`/`inh` arriving this step and external current `i_ext` [pA];
+        /// returns whether the neuron spiked.
+        pub fn step(&mut self, ex: f32, inh: f32, i_ext: f32) -> bool {
+            let mut out = Vec::new();
+            let mut block = NeuronBlockMut {
+                first: 0,
+                real: self.state.real.iter_mut().map(|c| c.as_mut_slice()).collect(),
+                int: self.state.int.iter_mut().map(|c| c.as_mut_slice()).collect(),
+            };
+            self.model.update(&mut block, &[ex], &[inh], &[i_ext], &mut out);
+            !out.is_empty()
+        }
+
+        /// Real variable `v` in the user's unit.
+        pub fn get(&self, v: usize) -> f64 {
+            f64::from(self.state.real[v][0]) + self.model.offset(v)
+        }
+    }
+}
