@@ -19,7 +19,9 @@ pub enum Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The binary was built without the `cuda` feature.
-    #[error("the CUDA backend is not available: Myelin was built without the `cuda` feature (rebuild with `--features cuda`)")]
+    #[error(
+        "the CUDA backend is not available: Myelin was built without the `cuda` feature (rebuild with `--features cuda`)"
+    )]
     NotCompiledWithCuda,
     /// An unknown backend name.
     #[error("unknown backend \"{0}\"; known: cpu, cuda")]

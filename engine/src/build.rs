@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection, SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput,
-    block_count,
+    Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
+    SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput, block_count,
 };
 
 use crate::construct::{RuleContext, build_connectivity};
@@ -56,7 +56,10 @@ pub struct BuildReport {
 
 /// Builds `spec` into `world`, whose [`ModelRegistry`] must hold every model it names.
 pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildReport, BuildError> {
-    let reg = world.get_resource::<ModelRegistry>().cloned().unwrap_or_default();
+    let reg = world
+        .get_resource::<ModelRegistry>()
+        .cloned()
+        .unwrap_or_default();
     let errs = validate(spec, &reg);
     if !errs.is_empty() {
         return Err(BuildError::Spec(errs));
@@ -71,12 +74,24 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         let entry = &reg.neurons[p.model.as_str()];
         let params = Params::resolve(entry.parameters, &p.params).expect("validated");
         let mut e = world.spawn((
-            Population { name: p.name.clone(), size: p.size, model: p.model.clone(), first_id },
+            Population {
+                name: p.name.clone(),
+                size: p.size,
+                model: p.model.clone(),
+                first_id,
+            },
             StableId(k as u32),
             Spikes::new(block_count(p.size)),
             ExternalCurrent::new(p.size),
         ));
-        let offsets = (entry.spawn)(&params, dt, p.size, &mut e).map_err(|i| BuildError::Spec(vec![crate::SpecError::new(crate::SpecPath::item("populations", k).field("params").key(i.param), i.message)]))?;
+        let offsets = (entry.spawn)(&params, dt, p.size, &mut e).map_err(|i| {
+            BuildError::Spec(vec![crate::SpecError::new(
+                crate::SpecPath::item("populations", k)
+                    .field("params")
+                    .key(i.param),
+                i.message,
+            )])
+        })?;
         if !p.initial.is_empty() {
             let mut state = e.get_mut::<NeuronState>().expect("spawned with state");
             for (var, dist) in &p.initial {
@@ -97,7 +112,13 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
     report.create_s = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let size_of = |name: &str| spec.populations.iter().find(|p| p.name == name).map(|p| p.size).expect("validated");
+    let size_of = |name: &str| {
+        spec.populations
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.size)
+            .expect("validated")
+    };
     let mut max_delay: HashMap<Entity, u16> = HashMap::new();
     let mut plan: Vec<(Entity, Vec<Entity>)> = Vec::new();
     for (k, j) in spec.projections.iter().enumerate() {
@@ -113,14 +134,28 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             projection: k as u32,
         };
         let r = (rule.create)(&params, &ctx);
-        let conn: Connectivity = build_connectivity(r.as_ref(), &ctx, &j.weight, &j.delay, dt, DELIVERY_BLOCK);
+        let conn: Connectivity =
+            build_connectivity(r.as_ref(), &ctx, &j.weight, &j.delay, dt, DELIVERY_BLOCK);
         report.synapses += conn.len();
         report.synapse_bytes += conn.memory_bytes();
         let (source, target) = (index.by_name[&j.source], index.by_name[&j.target]);
         let md = max_delay.entry(target).or_insert(1);
         *md = (*md).max(conn.max_delay);
-        let name = j.name.clone().unwrap_or_else(|| format!("{}->{}", j.source, j.target));
-        let e = world.spawn((Projection { name, source, target }, StableId(k as u32), conn)).id();
+        let name = j
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}->{}", j.source, j.target));
+        let e = world
+            .spawn((
+                Projection {
+                    name,
+                    source,
+                    target,
+                },
+                StableId(k as u32),
+                conn,
+            ))
+            .id();
         match plan.iter_mut().find(|(t, _)| *t == target) {
             Some((_, v)) => v.push(e),
             None => plan.push((target, vec![e])),
@@ -134,17 +169,31 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         let params = Params::resolve(entry.parameters, &inp.params).expect("validated");
         let target = index.by_name[&inp.target];
         let size = size_of(&inp.target);
-        let ctx = InputContext { dt, seed, id: k as u32, target, target_size: size, neurons: inp.neurons.resolve(size).expect("validated") };
+        let ctx = InputContext {
+            dt,
+            seed,
+            id: k as u32,
+            target,
+            target_size: size,
+            neurons: inp.neurons.resolve(size).expect("validated"),
+        };
         let md = max_delay.entry(target).or_insert(1);
         *md = (*md).max((entry.max_delay)(&params, dt));
         if entry.drives_current {
-            world.get_mut::<ExternalCurrent>(target).expect("population entity").driven = true;
+            world
+                .get_mut::<ExternalCurrent>(target)
+                .expect("population entity")
+                .driven = true;
         }
         let mut e = world.spawn(StableId(k as u32));
         (entry.spawn)(&params, &ctx, &mut e);
     }
     for (&e, p) in index.order.iter().zip(&spec.populations) {
-        let ring = SynapticInput::new(p.size, DELIVERY_BLOCK, usize::from(*max_delay.get(&e).unwrap_or(&1)));
+        let ring = SynapticInput::new(
+            p.size,
+            DELIVERY_BLOCK,
+            usize::from(*max_delay.get(&e).unwrap_or(&1)),
+        );
         report.ring_bytes += ring.data.len() * 4;
         world.entity_mut(e).insert(ring);
     }
@@ -159,14 +208,41 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     v.iter().for_each(|&i| m[i as usize] = true);
                     m
                 });
-                world.spawn(SpikeRecorder { label: r.label(), population, mask, steps: Vec::new(), senders: Vec::new(), recorded: 0 });
+                world.spawn(SpikeRecorder {
+                    label: r.label(),
+                    population,
+                    mask,
+                    steps: Vec::new(),
+                    senders: Vec::new(),
+                    recorded: 0,
+                });
             }
-            RecorderSpec::State { variable, interval, .. } => {
-                let model = &spec.populations.iter().find(|p| p.name == r.population()).expect("validated").model;
+            RecorderSpec::State {
+                variable, interval, ..
+            } => {
+                let model = &spec
+                    .populations
+                    .iter()
+                    .find(|p| p.name == r.population())
+                    .expect("validated")
+                    .model;
                 let entry = &reg.neurons[model.as_str()];
                 let (real, column) = entry.variable(variable).expect("validated");
-                let var = if real { entry.real[column] } else { entry.int[column] };
-                let params = Params::resolve(entry.parameters, &spec.populations.iter().find(|p| p.name == r.population()).expect("validated").params).expect("validated");
+                let var = if real {
+                    entry.real[column]
+                } else {
+                    entry.int[column]
+                };
+                let params = Params::resolve(
+                    entry.parameters,
+                    &spec
+                        .populations
+                        .iter()
+                        .find(|p| p.name == r.population())
+                        .expect("validated")
+                        .params,
+                )
+                .expect("validated");
                 // The storage offset of a real variable, from a probe spawn of one neuron.
                 let offset = if real {
                     let mut probe = world.spawn_empty();

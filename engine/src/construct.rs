@@ -37,19 +37,31 @@ impl RuleContext {
     /// Number of sources target `j` may draw from (all, or all but itself).
     #[inline]
     pub fn eligible_sources(&self) -> u32 {
-        if self.autapses || !self.same_population { self.n_source } else { self.n_source - 1 }
+        if self.autapses || !self.same_population {
+            self.n_source
+        } else {
+            self.n_source - 1
+        }
     }
 
     /// Number of targets source `i` may reach.
     #[inline]
     pub fn eligible_targets(&self) -> u32 {
-        if self.autapses || !self.same_population { self.n_target } else { self.n_target - 1 }
+        if self.autapses || !self.same_population {
+            self.n_target
+        } else {
+            self.n_target - 1
+        }
     }
 
     /// Maps `r` in `0..eligible` to a neuron index, skipping `exclude` when autapses are off.
     #[inline]
     pub fn skip_self(&self, r: u32, exclude: u32) -> u32 {
-        if self.autapses || !self.same_population || r < exclude { r } else { r + 1 }
+        if self.autapses || !self.same_population || r < exclude {
+            r
+        } else {
+            r + 1
+        }
     }
 }
 
@@ -70,15 +82,51 @@ pub fn delay_steps(delay_ms: f64, dt: f64) -> u16 {
 /// weights and delays from the target's weight and delay streams, packed into compressed
 /// rows per block of `block` targets. The result depends on the seed and the description
 /// only, never on the number of threads.
-pub fn build_connectivity(rule: &dyn ConnectionRule, ctx: &RuleContext, weight: &Dist, delay: &Dist, dt: f64, block: usize) -> Connectivity {
+pub fn build_connectivity(
+    rule: &dyn ConnectionRule,
+    ctx: &RuleContext,
+    weight: &Dist,
+    delay: &Dist,
+    dt: f64,
+    block: usize,
+) -> Connectivity {
     let n_target = ctx.n_target as usize;
     let nb = n_target.div_ceil(block);
-    let blocks: Vec<SynapseBlock> = (0..nb).into_par_iter().map(|b| build_block(rule, ctx, weight, delay, dt, b * block, ((b + 1) * block).min(n_target))).collect();
-    let max_delay = blocks.iter().flat_map(|b| b.delay.iter().copied()).max().unwrap_or(1);
-    Connectivity { blocks, max_delay, n_source: ctx.n_source as usize }
+    let blocks: Vec<SynapseBlock> = (0..nb)
+        .into_par_iter()
+        .map(|b| {
+            build_block(
+                rule,
+                ctx,
+                weight,
+                delay,
+                dt,
+                b * block,
+                ((b + 1) * block).min(n_target),
+            )
+        })
+        .collect();
+    let max_delay = blocks
+        .iter()
+        .flat_map(|b| b.delay.iter().copied())
+        .max()
+        .unwrap_or(1);
+    Connectivity {
+        blocks,
+        max_delay,
+        n_source: ctx.n_source as usize,
+    }
 }
 
-fn build_block(rule: &dyn ConnectionRule, ctx: &RuleContext, weight: &Dist, delay: &Dist, dt: f64, first: usize, last: usize) -> SynapseBlock {
+fn build_block(
+    rule: &dyn ConnectionRule,
+    ctx: &RuleContext,
+    weight: &Dist,
+    delay: &Dist,
+    dt: f64,
+    first: usize,
+    last: usize,
+) -> SynapseBlock {
     let (seed, id) = (ctx.seed, ctx.projection);
     let mut src: Vec<u32> = Vec::new();
     let mut tgt: Vec<u16> = Vec::new();
@@ -118,5 +166,10 @@ fn build_block(rule: &dyn ConnectionRule, ctx: &RuleContext, weight: &Dist, dela
         w2[at] = w[k];
         d2[at] = d[k];
     }
-    SynapseBlock { row_ptr, target: t2, weight: w2, delay: d2 }
+    SynapseBlock {
+        row_ptr,
+        target: t2,
+        weight: w2,
+        delay: d2,
+    }
 }

@@ -70,7 +70,10 @@ pub struct SpecError {
 impl SpecError {
     /// A new error at `path`.
     pub fn new(path: SpecPath, message: impl Into<String>) -> Self {
-        Self { path, message: message.into() }
+        Self {
+            path,
+            message: message.into(),
+        }
     }
 }
 

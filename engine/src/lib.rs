@@ -20,7 +20,9 @@ pub use clock::{RunSeed, SimClock};
 pub use construct::{ConnectionRule, RuleContext, build_connectivity, delay_steps};
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
 pub use model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
-pub use network::{Dist, InputSpec, NetworkSpec, PopulationSpec, ProjectionSpec, RecorderSpec, Selection};
+pub use network::{
+    Dist, InputSpec, NetworkSpec, PopulationSpec, ProjectionSpec, RecorderSpec, Selection,
+};
 pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
 pub use registry::{InputEntry, ModelRegistry, NeuronEntry, RegistryAppExt, RuleEntry};
 pub use schedule::{PhaseTimers, SimStep, SimSystems};

@@ -53,7 +53,14 @@ pub trait NeuronModel: Send + Sync + Sized + 'static {
     /// `input_ex` and `input_in` hold the summed weights arriving this step per neuron on
     /// the excitatory and inhibitory channels; `current` the external current [pA]. Push the
     /// population-local index (`block.first + j`) of each neuron that spikes, ascending.
-    fn update(&self, block: &mut NeuronBlockMut<'_>, input_ex: &[f32], input_in: &[f32], current: &[f32], spikes: &mut Vec<u32>);
+    fn update(
+        &self,
+        block: &mut NeuronBlockMut<'_>,
+        input_ex: &[f32],
+        input_in: &[f32],
+        current: &[f32],
+        spikes: &mut Vec<u32>,
+    );
 }
 
 /// The component holding a population's prepared neuron model.

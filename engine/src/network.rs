@@ -27,7 +27,7 @@ pub struct NetworkSpec {
 
 /// A population of `size` neurons of one model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename = "Population", deny_unknown_fields)]
 pub struct PopulationSpec {
     /// Unique name.
     pub name: String,
@@ -50,7 +50,7 @@ fn yes() -> bool {
 
 /// A projection: synapses from `source` to `target` drawn by a connectivity rule.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename = "Projection", deny_unknown_fields)]
 pub struct ProjectionSpec {
     /// Optional name (default `"SOURCE->TARGET"`).
     #[serde(default)]
@@ -79,7 +79,7 @@ pub struct ProjectionSpec {
 
 /// A stimulation device attached to a target population.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename = "Input", deny_unknown_fields)]
 pub struct InputSpec {
     /// Scene name of the input model, e.g. `"poisson_generator"`.
     pub model: String,
@@ -128,8 +128,17 @@ impl RecorderSpec {
     /// The output group name.
     pub fn label(&self) -> String {
         match self {
-            Self::Spikes { population, label, .. } => label.clone().unwrap_or_else(|| population.clone()),
-            Self::State { population, variable, label, .. } => label.clone().unwrap_or_else(|| format!("{population}_{variable}")),
+            Self::Spikes {
+                population, label, ..
+            } => label.clone().unwrap_or_else(|| population.clone()),
+            Self::State {
+                population,
+                variable,
+                label,
+                ..
+            } => label
+                .clone()
+                .unwrap_or_else(|| format!("{population}_{variable}")),
         }
     }
     /// The recorded population's name.
@@ -172,7 +181,9 @@ impl Selection {
             Self::Range(a, b) => return Err(format!("Range({a}, {b}) is not within 0..{size}")),
             Self::List(v) => {
                 if let Some(bad) = v.iter().find(|&&i| i as usize >= size) {
-                    return Err(format!("neuron {bad} is out of range for a population of {size}"));
+                    return Err(format!(
+                        "neuron {bad} is out of range for a population of {size}"
+                    ));
                 }
                 let mut v = v.clone();
                 v.sort_unstable();
@@ -235,19 +246,38 @@ impl Dist {
     pub fn check(&self) -> Result<(), String> {
         match *self {
             Self::Constant(x) if !x.is_finite() => Err(format!("Constant({x}) is not finite")),
-            Self::Uniform { low, high } if !(low < high) || !low.is_finite() || !high.is_finite() => {
-                Err(format!("Uniform needs finite low < high, got low {low}, high {high}"))
+            Self::Uniform { low, high }
+                if !(low < high) || !low.is_finite() || !high.is_finite() =>
+            {
+                Err(format!(
+                    "Uniform needs finite low < high, got low {low}, high {high}"
+                ))
             }
-            Self::Normal { std, mean } | Self::NormalRedraw { std, mean, .. } if !(std >= 0.0) || !std.is_finite() || !mean.is_finite() => {
-                Err(format!("normal distribution needs a finite mean and std >= 0, got mean {mean}, std {std}"))
+            Self::Normal { std, mean } | Self::NormalRedraw { std, mean, .. }
+                if !(std >= 0.0) || !std.is_finite() || !mean.is_finite() =>
+            {
+                Err(format!(
+                    "normal distribution needs a finite mean and std >= 0, got mean {mean}, std {std}"
+                ))
             }
-            Self::NormalRedraw { mean, std, min, max } => {
+            Self::NormalRedraw {
+                mean,
+                std,
+                min,
+                max,
+            } => {
                 if !(min < max) {
-                    return Err(format!("NormalRedraw needs min < max, got min {min}, max {max}"));
+                    return Err(format!(
+                        "NormalRedraw needs min < max, got min {min}, max {max}"
+                    ));
                 }
                 // Mass of [min, max] under N(mean, std): reject ranges more than 6 std away.
-                if std == 0.0 && !(min..=max).contains(&mean) || std > 0.0 && ((min - mean) / std > 6.0 || (mean - max) / std > 6.0) {
-                    return Err(format!("NormalRedraw(mean {mean}, std {std}) has almost no mass in [{min}, {max}]"));
+                if std == 0.0 && !(min..=max).contains(&mean)
+                    || std > 0.0 && ((min - mean) / std > 6.0 || (mean - max) / std > 6.0)
+                {
+                    return Err(format!(
+                        "NormalRedraw(mean {mean}, std {std}) has almost no mass in [{min}, {max}]"
+                    ));
                 }
                 Ok(())
             }
@@ -260,8 +290,20 @@ impl Dist {
         match *self {
             Self::Constant(x) => x,
             Self::Uniform { low, .. } => low,
-            Self::Normal { std, mean } => if std == 0.0 { mean } else { f64::NEG_INFINITY },
-            Self::NormalRedraw { min, mean, std, .. } => if std == 0.0 { mean } else { min },
+            Self::Normal { std, mean } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    f64::NEG_INFINITY
+                }
+            }
+            Self::NormalRedraw { min, mean, std, .. } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    min
+                }
+            }
         }
     }
 
@@ -270,8 +312,20 @@ impl Dist {
         match *self {
             Self::Constant(x) => x,
             Self::Uniform { high, .. } => high,
-            Self::Normal { std, mean } => if std == 0.0 { mean } else { f64::INFINITY },
-            Self::NormalRedraw { max, mean, std, .. } => if std == 0.0 { mean } else { max },
+            Self::Normal { std, mean } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    f64::INFINITY
+                }
+            }
+            Self::NormalRedraw { max, mean, std, .. } => {
+                if std == 0.0 {
+                    mean
+                } else {
+                    max
+                }
+            }
         }
     }
 
@@ -282,7 +336,12 @@ impl Dist {
             Self::Constant(x) => x,
             Self::Uniform { low, high } => low + (high - low) * s.uniform(),
             Self::Normal { mean, std } => mean + std * s.normal(),
-            Self::NormalRedraw { mean, std, min, max } => {
+            Self::NormalRedraw {
+                mean,
+                std,
+                min,
+                max,
+            } => {
                 for _ in 0..MAX_REDRAWS {
                     let x = mean + std * s.normal();
                     if x >= min && x <= max {

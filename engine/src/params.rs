@@ -54,23 +54,56 @@ pub struct Range {
 
 impl Range {
     /// Any finite or infinite number.
-    pub const ANY: Self = Self { min: f64::NEG_INFINITY, max: f64::INFINITY, min_open: false, max_open: false };
+    pub const ANY: Self = Self {
+        min: f64::NEG_INFINITY,
+        max: f64::INFINITY,
+        min_open: false,
+        max_open: false,
+    };
     /// (0, inf).
-    pub const POSITIVE: Self = Self { min: 0.0, max: f64::INFINITY, min_open: true, max_open: false };
+    pub const POSITIVE: Self = Self {
+        min: 0.0,
+        max: f64::INFINITY,
+        min_open: true,
+        max_open: false,
+    };
     /// [0, inf).
-    pub const NON_NEGATIVE: Self = Self { min: 0.0, max: f64::INFINITY, min_open: false, max_open: false };
+    pub const NON_NEGATIVE: Self = Self {
+        min: 0.0,
+        max: f64::INFINITY,
+        min_open: false,
+        max_open: false,
+    };
     /// [0, 1].
-    pub const PROBABILITY: Self = Self { min: 0.0, max: 1.0, min_open: false, max_open: false };
+    pub const PROBABILITY: Self = Self {
+        min: 0.0,
+        max: 1.0,
+        min_open: false,
+        max_open: false,
+    };
 
     /// The closed interval [min, max].
     pub const fn closed(min: f64, max: f64) -> Self {
-        Self { min, max, min_open: false, max_open: false }
+        Self {
+            min,
+            max,
+            min_open: false,
+            max_open: false,
+        }
     }
 
     /// Whether `x` lies in the interval (NaN never does).
     pub fn contains(&self, x: f64) -> bool {
-        let lo = if self.min_open { x > self.min } else { x >= self.min };
-        let hi = if self.max_open { x < self.max } else { x <= self.max };
+        let lo = if self.min_open {
+            x > self.min
+        } else {
+            x >= self.min
+        };
+        let hi = if self.max_open {
+            x < self.max
+        } else {
+            x <= self.max
+        };
         lo && hi
     }
 }
@@ -102,20 +135,69 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     /// A real parameter with a default.
-    pub const fn real(name: &'static str, unit: &'static str, default: f64, range: Range, doc: &'static str) -> Self {
-        Self { name, unit, default: Some(default), range, kind: ParamKind::Real, doc }
+    pub const fn real(
+        name: &'static str,
+        unit: &'static str,
+        default: f64,
+        range: Range,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            unit,
+            default: Some(default),
+            range,
+            kind: ParamKind::Real,
+            doc,
+        }
     }
     /// A required real parameter.
-    pub const fn required(name: &'static str, unit: &'static str, range: Range, doc: &'static str) -> Self {
-        Self { name, unit, default: None, range, kind: ParamKind::Real, doc }
+    pub const fn required(
+        name: &'static str,
+        unit: &'static str,
+        range: Range,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            unit,
+            default: None,
+            range,
+            kind: ParamKind::Real,
+            doc,
+        }
     }
     /// An integer parameter; `default` `None` makes it required.
-    pub const fn integer(name: &'static str, default: Option<f64>, range: Range, doc: &'static str) -> Self {
-        Self { name, unit: "", default, range, kind: ParamKind::Integer, doc }
+    pub const fn integer(
+        name: &'static str,
+        default: Option<f64>,
+        range: Range,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            unit: "",
+            default,
+            range,
+            kind: ParamKind::Integer,
+            doc,
+        }
     }
     /// A list parameter (empty when not given).
-    pub const fn list(name: &'static str, unit: &'static str, range: Range, doc: &'static str) -> Self {
-        Self { name, unit, default: None, range, kind: ParamKind::List, doc }
+    pub const fn list(
+        name: &'static str,
+        unit: &'static str,
+        range: Range,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            unit,
+            default: None,
+            range,
+            kind: ParamKind::List,
+            doc,
+        }
     }
 }
 
@@ -131,7 +213,10 @@ pub struct ParamIssue {
 impl ParamIssue {
     /// An issue with parameter `param`.
     pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { param: param.into(), message: message.into() }
+        Self {
+            param: param.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -146,12 +231,18 @@ pub struct Params {
 impl Params {
     /// Resolves the values a scene gave against `specs`: fills defaults, rejects unknown
     /// names, missing required values, wrong kinds and values out of range.
-    pub fn resolve(specs: &'static [ParamSpec], given: &BTreeMap<String, ParamValue>) -> Result<Self, Vec<ParamIssue>> {
+    pub fn resolve(
+        specs: &'static [ParamSpec],
+        given: &BTreeMap<String, ParamValue>,
+    ) -> Result<Self, Vec<ParamIssue>> {
         let mut issues = Vec::new();
         for name in given.keys() {
             if !specs.iter().any(|s| s.name == name) {
                 let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
-                issues.push(ParamIssue::new(name.clone(), format!("unknown parameter \"{name}\"; known: {}", known.join(", "))));
+                issues.push(ParamIssue::new(
+                    name.clone(),
+                    format!("unknown parameter \"{name}\"; known: {}", known.join(", ")),
+                ));
             }
         }
         let mut values = Vec::with_capacity(specs.len());
@@ -168,7 +259,13 @@ impl Params {
                         (ParamKind::List, _) => ParamValue::List(Vec::new()),
                         (_, Some(d)) => ParamValue::Number(d),
                         (_, None) => {
-                            issues.push(ParamIssue::new(s.name, format!("missing required parameter \"{}\" [{}]: {}", s.name, s.unit, s.doc)));
+                            issues.push(ParamIssue::new(
+                                s.name,
+                                format!(
+                                    "missing required parameter \"{}\" [{}]: {}",
+                                    s.name, s.unit, s.doc
+                                ),
+                            ));
                             ParamValue::Number(f64::NAN)
                         }
                     }
@@ -179,7 +276,15 @@ impl Params {
             }
             values.push(v);
         }
-        if issues.is_empty() { Ok(Self { specs, values, given: was_given }) } else { Err(issues) }
+        if issues.is_empty() {
+            Ok(Self {
+                specs,
+                values,
+                given: was_given,
+            })
+        } else {
+            Err(issues)
+        }
     }
 
     fn index(&self, name: &str) -> usize {
@@ -217,30 +322,58 @@ impl Params {
 
     /// All values by name, as a scene would write them.
     pub fn to_map(&self) -> BTreeMap<String, ParamValue> {
-        self.specs.iter().zip(&self.values).map(|(s, v)| (s.name.to_string(), v.clone())).collect()
+        self.specs
+            .iter()
+            .zip(&self.values)
+            .map(|(s, v)| (s.name.to_string(), v.clone()))
+            .collect()
     }
 }
 
 fn check_value(s: &ParamSpec, v: &ParamValue) -> Option<String> {
-    let unit = if s.unit.is_empty() { String::new() } else { format!(" {}", s.unit) };
+    let unit = if s.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", s.unit)
+    };
     match (s.kind, v) {
         (ParamKind::Real | ParamKind::Integer, ParamValue::Number(x)) => {
             if x.is_nan() {
                 return None; // reported as missing
             }
             if s.kind == ParamKind::Integer && (x.fract() != 0.0 || !x.is_finite()) {
-                return Some(format!("parameter \"{}\" must be an integer, got {x}", s.name));
+                return Some(format!(
+                    "parameter \"{}\" must be an integer, got {x}",
+                    s.name
+                ));
             }
-            (!s.range.contains(*x)).then(|| format!("parameter \"{}\" = {x}{unit} is outside its valid range {}", s.name, s.range))
+            (!s.range.contains(*x)).then(|| {
+                format!(
+                    "parameter \"{}\" = {x}{unit} is outside its valid range {}",
+                    s.name, s.range
+                )
+            })
         }
-        (ParamKind::List, ParamValue::List(xs)) => xs
-            .iter()
-            .find(|x| !s.range.contains(**x))
-            .map(|x| format!("parameter \"{}\" holds {x}{unit}, outside its valid range {}", s.name, s.range)),
+        (ParamKind::List, ParamValue::List(xs)) => {
+            xs.iter().find(|x| !s.range.contains(**x)).map(|x| {
+                format!(
+                    "parameter \"{}\" holds {x}{unit}, outside its valid range {}",
+                    s.name, s.range
+                )
+            })
+        }
         (ParamKind::List, ParamValue::Lists(_)) | (ParamKind::List, ParamValue::Number(_)) => {
-            Some(format!("parameter \"{}\" must be a list of numbers, got {}", s.name, v.kind_name()))
+            Some(format!(
+                "parameter \"{}\" must be a list of numbers, got {}",
+                s.name,
+                v.kind_name()
+            ))
         }
-        (_, other) => Some(format!("parameter \"{}\" must be a number, got {}", s.name, other.kind_name())),
+        (_, other) => Some(format!(
+            "parameter \"{}\" must be a number, got {}",
+            s.name,
+            other.kind_name()
+        )),
     }
 }
 
@@ -249,7 +382,13 @@ mod tests {
     use super::*;
 
     const TABLE: &[ParamSpec] = &[
-        ParamSpec::real("tau_m", "ms", 10.0, Range::POSITIVE, "membrane time constant"),
+        ParamSpec::real(
+            "tau_m",
+            "ms",
+            10.0,
+            Range::POSITIVE,
+            "membrane time constant",
+        ),
         ParamSpec::required("p", "", Range::PROBABILITY, "probability"),
         ParamSpec::integer("k", Some(3.0), Range::NON_NEGATIVE, "count"),
     ];
@@ -269,13 +408,41 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = Params::resolve(TABLE, &map(&[("p", ParamValue::Number(1.5)), ("tau_m", ParamValue::Number(-1.0)), ("k", ParamValue::Number(2.5)), ("bogus", ParamValue::Number(1.0))])).unwrap_err();
+        let e = Params::resolve(
+            TABLE,
+            &map(&[
+                ("p", ParamValue::Number(1.5)),
+                ("tau_m", ParamValue::Number(-1.0)),
+                ("k", ParamValue::Number(2.5)),
+                ("bogus", ParamValue::Number(1.0)),
+            ]),
+        )
+        .unwrap_err();
         let msgs: Vec<&str> = e.iter().map(|i| i.message.as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains("\"p\" = 1.5") && m.contains("[0, 1]")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("\"tau_m\" = -1 ms") && m.contains("(0, inf]")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("must be an integer, got 2.5")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("unknown parameter \"bogus\"")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("\"p\" = 1.5") && m.contains("[0, 1]")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("\"tau_m\" = -1 ms") && m.contains("(0, inf]")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("must be an integer, got 2.5")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("unknown parameter \"bogus\"")),
+            "{msgs:?}"
+        );
         let e = Params::resolve(TABLE, &BTreeMap::new()).unwrap_err();
-        assert_eq!(e[0].param, "p", "a missing required parameter is reported by name");
+        assert_eq!(
+            e[0].param, "p",
+            "a missing required parameter is reported by name"
+        );
     }
 }

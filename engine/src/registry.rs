@@ -59,7 +59,12 @@ impl NeuronEntry {
             .iter()
             .position(|v| v.name == name)
             .map(|i| (true, i))
-            .or_else(|| self.int.iter().position(|v| v.name == name).map(|i| (false, i)))
+            .or_else(|| {
+                self.int
+                    .iter()
+                    .position(|v| v.name == name)
+                    .map(|i| (false, i))
+            })
     }
 }
 
@@ -147,15 +152,24 @@ pub trait RegistryAppExt {
 
 impl RegistryAppExt for App {
     fn register_neuron_model<M: NeuronModel>(&mut self) -> &mut Self {
-        self.world_mut().get_resource_or_init::<ModelRegistry>().neurons.insert(M::NAME, NeuronEntry::of::<M>());
+        self.world_mut()
+            .get_resource_or_init::<ModelRegistry>()
+            .neurons
+            .insert(M::NAME, NeuronEntry::of::<M>());
         self
     }
     fn register_input<I: InputModel>(&mut self) -> &mut Self {
-        self.world_mut().get_resource_or_init::<ModelRegistry>().inputs.insert(I::NAME, InputEntry::of::<I>());
+        self.world_mut()
+            .get_resource_or_init::<ModelRegistry>()
+            .inputs
+            .insert(I::NAME, InputEntry::of::<I>());
         self
     }
     fn register_rule(&mut self, entry: RuleEntry) -> &mut Self {
-        self.world_mut().get_resource_or_init::<ModelRegistry>().rules.insert(entry.name, entry);
+        self.world_mut()
+            .get_resource_or_init::<ModelRegistry>()
+            .rules
+            .insert(entry.name, entry);
         self
     }
 }

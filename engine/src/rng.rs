@@ -76,7 +76,12 @@ impl Stream {
         debug_assert!(element < (1 << 24), "element id {element} exceeds 24 bits");
         Self {
             key: [seed as u32, ((seed >> 32) as u32) ^ ((aux >> 32) as u32)],
-            ctr: [0, index, aux as u32, ((purpose as u32) << 24) | (element & 0x00FF_FFFF)],
+            ctr: [
+                0,
+                index,
+                aux as u32,
+                ((purpose as u32) << 24) | (element & 0x00FF_FFFF),
+            ],
             buf: [0; 4],
             pos: 4,
             spare_normal: None,
@@ -197,7 +202,9 @@ pub fn poisson(s: &mut Stream, lambda: f64, exp_neg_lambda: f64) -> u32 {
         if k < 0.0 || (us < 0.013 && v > us) {
             continue;
         }
-        if v.ln() + invalpha.ln() - (a / (us * us) + b).ln() <= -lambda + k * loglam - ln_factorial(k) {
+        if v.ln() + invalpha.ln() - (a / (us * us) + b).ln()
+            <= -lambda + k * loglam - ln_factorial(k)
+        {
             return k as u32;
         }
     }
@@ -218,7 +225,8 @@ pub fn ln_factorial(k: f64) -> f64 {
     let n = k + 1.0;
     let inv = 1.0 / n;
     let inv2 = inv * inv;
-    (n - 0.5) * n.ln() - n + 0.5 * (std::f64::consts::TAU).ln()
+    (n - 0.5) * n.ln() - n
+        + 0.5 * (std::f64::consts::TAU).ln()
         + inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 / 1680.0)))
 }
 
@@ -229,29 +237,50 @@ mod tests {
     /// Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
     #[test]
     fn philox_known_answers() {
-        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([0; 4], [0; 2]),
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]
+        );
         assert_eq!(
             philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
             [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
         );
         assert_eq!(
-            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            philox4x32_10(
+                [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+                [0xa4093822, 0x299f31d0]
+            ),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
     }
 
     #[test]
     fn streams_of_distinct_keys_differ_and_equal_keys_repeat() {
-        let a: Vec<u32> = { let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11); (0..8).map(|_| s.next_u32()).collect() };
-        let b: Vec<u32> = { let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11); (0..8).map(|_| s.next_u32()).collect() };
+        let a: Vec<u32> = {
+            let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11);
+            (0..8).map(|_| s.next_u32()).collect()
+        };
+        let b: Vec<u32> = {
+            let mut s = Stream::new(1, Purpose::Poisson, 3, 7, 11);
+            (0..8).map(|_| s.next_u32()).collect()
+        };
         assert_eq!(a, b, "the same key must give the same stream");
-        for (p, e, i, x) in [(Purpose::Connect, 3, 7, 11), (Purpose::Poisson, 4, 7, 11), (Purpose::Poisson, 3, 8, 11), (Purpose::Poisson, 3, 7, 12)] {
+        for (p, e, i, x) in [
+            (Purpose::Connect, 3, 7, 11),
+            (Purpose::Poisson, 4, 7, 11),
+            (Purpose::Poisson, 3, 8, 11),
+            (Purpose::Poisson, 3, 7, 12),
+        ] {
             let mut s = Stream::new(1, p, e, i, x);
             let c: Vec<u32> = (0..8).map(|_| s.next_u32()).collect();
             assert_ne!(a, c, "changing any key word must change the stream");
         }
         let mut s = Stream::new(2, Purpose::Poisson, 3, 7, 11);
-        assert_ne!(a, (0..8).map(|_| s.next_u32()).collect::<Vec<_>>(), "the seed must change the stream");
+        assert_ne!(
+            a,
+            (0..8).map(|_| s.next_u32()).collect::<Vec<_>>(),
+            "the seed must change the stream"
+        );
     }
 
     /// The mean of n uniforms has standard deviation sqrt(1/12/n); 5 sigma is a false alarm
@@ -261,13 +290,19 @@ mod tests {
         let n = 200_000;
         let mut s = Stream::new(5, Purpose::Init, 0, 0, 0);
         let mean: f64 = (0..n).map(|_| s.uniform()).sum::<f64>() / n as f64;
-        assert!((mean - 0.5).abs() < 5.0 * (1.0 / 12.0 / n as f64).sqrt(), "uniform mean {mean}");
+        assert!(
+            (mean - 0.5).abs() < 5.0 * (1.0 / 12.0 / n as f64).sqrt(),
+            "uniform mean {mean}"
+        );
         let mut counts = [0u32; 7];
         for _ in 0..n {
             counts[s.below(7) as usize] += 1;
         }
         let expect = n as f64 / 7.0;
-        let chi2: f64 = counts.iter().map(|&c| (f64::from(c) - expect).powi(2) / expect).sum();
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (f64::from(c) - expect).powi(2) / expect)
+            .sum();
         // chi-square with 6 degrees of freedom: P(chi2 > 27.9) < 1e-4.
         assert!(chi2 < 27.9, "below(7) chi2 {chi2}, counts {counts:?}");
     }
@@ -281,7 +316,10 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         // sd(mean) = 1/sqrt(n); sd(var) ~ sqrt(2/n); 5 sigma each.
         assert!(mean.abs() < 5.0 / (n as f64).sqrt(), "normal mean {mean}");
-        assert!((var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "normal variance {var}");
+        assert!(
+            (var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(),
+            "normal variance {var}"
+        );
     }
 
     /// Poisson deviates on both sides of the inversion/PTRS switch: mean and variance equal
@@ -298,8 +336,14 @@ mod tests {
             let se_mean = (lambda / n as f64).sqrt();
             // Var of the sample variance for Poisson: (lambda + 2 lambda^2) / n.
             let se_var = ((lambda + 2.0 * lambda * lambda) / n as f64).sqrt();
-            assert!((mean - lambda).abs() < 5.0 * se_mean, "lambda {lambda}: mean {mean}");
-            assert!((var - lambda).abs() < 5.0 * se_var, "lambda {lambda}: variance {var}");
+            assert!(
+                (mean - lambda).abs() < 5.0 * se_mean,
+                "lambda {lambda}: mean {mean}"
+            );
+            assert!(
+                (var - lambda).abs() < 5.0 * se_var,
+                "lambda {lambda}: variance {var}"
+            );
         }
     }
 
@@ -309,7 +353,10 @@ mod tests {
         for k in 1..60 {
             f += (k as f64).ln();
             let got = ln_factorial(k as f64);
-            assert!((got - f).abs() < 1e-12 * f.max(1.0), "ln({k}!) = {got}, expected {f}");
+            assert!(
+                (got - f).abs() < 1e-12 * f.max(1.0),
+                "ln({k}!) = {got}, expected {f}"
+            );
         }
     }
 }

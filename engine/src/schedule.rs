@@ -35,7 +35,15 @@ pub enum SimSystems {
 
 impl SimSystems {
     /// All phases, in order.
-    pub const ALL: [SimSystems; 7] = [Self::Inputs, Self::Integrate, Self::Exchange, Self::Deliver, Self::Plasticity, Self::Record, Self::Checkpoint];
+    pub const ALL: [SimSystems; 7] = [
+        Self::Inputs,
+        Self::Integrate,
+        Self::Exchange,
+        Self::Deliver,
+        Self::Plasticity,
+        Self::Record,
+        Self::Checkpoint,
+    ];
 
     /// Lower-case name, for reports.
     pub fn name(self) -> &'static str {
@@ -66,7 +74,10 @@ pub struct PhaseTimers {
 impl PhaseTimers {
     /// Time spent in `phase`.
     pub fn get(&self, phase: SimSystems) -> Duration {
-        self.total[SimSystems::ALL.iter().position(|&p| p == phase).expect("phase is in ALL")]
+        self.total[SimSystems::ALL
+            .iter()
+            .position(|&p| p == phase)
+            .expect("phase is in ALL")]
     }
 }
 

@@ -8,10 +8,18 @@ use crate::network::{NetworkSpec, RecorderSpec};
 use crate::params::{ParamIssue, Params};
 use crate::registry::ModelRegistry;
 
-fn param_errors<'a>(base: &'a SpecPath, field: &'static str, issues: Vec<ParamIssue>) -> impl Iterator<Item = SpecError> + 'a {
+fn param_errors<'a>(
+    base: &'a SpecPath,
+    field: &'static str,
+    issues: Vec<ParamIssue>,
+) -> impl Iterator<Item = SpecError> + 'a {
     issues.into_iter().map(move |i| {
         let p = base.field(field);
-        let p = if i.param.is_empty() { p } else { p.key(i.param) };
+        let p = if i.param.is_empty() {
+            p
+        } else {
+            p.key(i.param)
+        };
         SpecError::new(p, i.message)
     })
 }
@@ -23,7 +31,10 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
     let mut errs = Vec::new();
     let dt = spec.dt;
     if !(dt > 0.0 && dt.is_finite()) {
-        errs.push(SpecError::new(SpecPath(vec![crate::PathSeg::Field("dt")]), format!("time step dt = {dt} ms must be positive")));
+        errs.push(SpecError::new(
+            SpecPath(vec![crate::PathSeg::Field("dt")]),
+            format!("time step dt = {dt} ms must be positive"),
+        ));
         return errs;
     }
     let mut sizes: HashMap<&str, (usize, &str)> = HashMap::new();
@@ -32,16 +43,32 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
         if p.name.is_empty() {
             errs.push(SpecError::new(at.field("name"), "population name is empty"));
         } else if sizes.insert(&p.name, (p.size, &p.model)).is_some() {
-            errs.push(SpecError::new(at.field("name"), format!("population name \"{}\" is used twice", p.name)));
+            errs.push(SpecError::new(
+                at.field("name"),
+                format!("population name \"{}\" is used twice", p.name),
+            ));
         }
         if p.size == 0 {
-            errs.push(SpecError::new(at.field("size"), format!("population \"{}\" has size 0", p.name)));
+            errs.push(SpecError::new(
+                at.field("size"),
+                format!("population \"{}\" has size 0", p.name),
+            ));
         }
         if p.size > u32::MAX as usize {
-            errs.push(SpecError::new(at.field("size"), format!("population size {} exceeds 2^32 - 1", p.size)));
+            errs.push(SpecError::new(
+                at.field("size"),
+                format!("population size {} exceeds 2^32 - 1", p.size),
+            ));
         }
         let Some(entry) = reg.neurons.get(p.model.as_str()) else {
-            errs.push(SpecError::new(at.field("model"), format!("unknown neuron model \"{}\"; known: {}", p.model, reg.neuron_names())));
+            errs.push(SpecError::new(
+                at.field("model"),
+                format!(
+                    "unknown neuron model \"{}\"; known: {}",
+                    p.model,
+                    reg.neuron_names()
+                ),
+            ));
             continue;
         };
         match Params::resolve(entry.parameters, &p.params) {
@@ -59,10 +86,20 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
                         errs.push(SpecError::new(at.field("initial").key(var.clone()), m));
                     }
                 }
-                Some((false, _)) => errs.push(SpecError::new(at.field("initial").key(var.clone()), format!("\"{var}\" is an integer variable and cannot be drawn"))),
+                Some((false, _)) => errs.push(SpecError::new(
+                    at.field("initial").key(var.clone()),
+                    format!("\"{var}\" is an integer variable and cannot be drawn"),
+                )),
                 None => {
                     let known: Vec<&str> = entry.real.iter().map(|v| v.name).collect();
-                    errs.push(SpecError::new(at.field("initial").key(var.clone()), format!("model \"{}\" has no state variable \"{var}\"; known: {}", p.model, known.join(", "))));
+                    errs.push(SpecError::new(
+                        at.field("initial").key(var.clone()),
+                        format!(
+                            "model \"{}\" has no state variable \"{var}\"; known: {}",
+                            p.model,
+                            known.join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -73,7 +110,10 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
             None => {
                 let mut known: Vec<&str> = sizes.keys().copied().collect();
                 known.sort_unstable();
-                errs.push(SpecError::new(at, format!("unknown population \"{name}\"; known: {}", known.join(", "))));
+                errs.push(SpecError::new(
+                    at,
+                    format!("unknown population \"{name}\"; known: {}", known.join(", ")),
+                ));
                 None
             }
         }
@@ -87,7 +127,14 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
         }
         check_delay(&j.delay, dt, at.field("delay"), &mut errs);
         let Some(rule) = reg.rules.get(j.rule.as_str()) else {
-            errs.push(SpecError::new(at.field("rule"), format!("unknown connectivity rule \"{}\"; known: {}", j.rule, reg.rule_names())));
+            errs.push(SpecError::new(
+                at.field("rule"),
+                format!(
+                    "unknown connectivity rule \"{}\"; known: {}",
+                    j.rule,
+                    reg.rule_names()
+                ),
+            ));
             continue;
         };
         match Params::resolve(rule.parameters, &j.rule_params) {
@@ -119,7 +166,14 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
             errs.push(SpecError::new(at.field("neurons"), m));
         }
         let Some(entry) = reg.inputs.get(inp.model.as_str()) else {
-            errs.push(SpecError::new(at.field("model"), format!("unknown input model \"{}\"; known: {}", inp.model, reg.input_names())));
+            errs.push(SpecError::new(
+                at.field("model"),
+                format!(
+                    "unknown input model \"{}\"; known: {}",
+                    inp.model,
+                    reg.input_names()
+                ),
+            ));
             continue;
         };
         match Params::resolve(entry.parameters, &inp.params) {
@@ -142,14 +196,29 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
             errs.push(SpecError::new(at.field("neurons"), m));
         }
         if labels.insert(r.label(), k).is_some() {
-            errs.push(SpecError::new(at.clone(), format!("recorder label \"{}\" is used twice; give one a distinct `label`", r.label())));
+            errs.push(SpecError::new(
+                at.clone(),
+                format!(
+                    "recorder label \"{}\" is used twice; give one a distinct `label`",
+                    r.label()
+                ),
+            ));
         }
-        if let RecorderSpec::State { variable, interval, .. } = r {
+        if let RecorderSpec::State {
+            variable, interval, ..
+        } = r
+        {
             if let Some(entry) = reg.neurons.get(model)
                 && entry.variable(variable).is_none()
             {
                 let known: Vec<&str> = entry.real.iter().chain(entry.int).map(|v| v.name).collect();
-                errs.push(SpecError::new(at.field("variable"), format!("model \"{model}\" has no state variable \"{variable}\"; known: {}", known.join(", "))));
+                errs.push(SpecError::new(
+                    at.field("variable"),
+                    format!(
+                        "model \"{model}\" has no state variable \"{variable}\"; known: {}",
+                        known.join(", ")
+                    ),
+                ));
             }
             let steps = interval / dt;
             if !(steps >= 1.0 - 1e-9) || (steps - steps.round()).abs() > 1e-6 {
@@ -167,13 +236,40 @@ fn check_delay(d: &crate::network::Dist, dt: f64, at: SpecPath, errs: &mut Vec<S
     }
     let lo = d.lower_bound();
     if lo <= 0.0 {
-        let what = if lo == f64::NEG_INFINITY { "can draw negative delays (use NormalRedraw with a min of at least dt/2)".to_string() } else { format!("allows a delay of {lo} ms, but delays must be positive") };
+        let what = if lo == f64::NEG_INFINITY {
+            "can draw negative delays (use NormalRedraw with a min of at least dt/2)".to_string()
+        } else {
+            format!("allows a delay of {lo} ms, but delays must be positive")
+        };
         errs.push(SpecError::new(at, format!("delay distribution {what}")));
     } else if lo < dt / 2.0 * (1.0 - 1e-9) {
         errs.push(SpecError::new(at, format!("delay {lo} ms is shorter than half a time step (dt = {dt} ms) and would round to zero steps")));
-    } else if d.upper_bound() / dt > f64::from(u16::MAX) {
-        errs.push(SpecError::new(at, format!("delay up to {} ms exceeds {} steps", d.upper_bound(), u16::MAX)));
+    } else if practical_max(d) / dt > f64::from(u16::MAX) {
+        errs.push(SpecError::new(
+            at,
+            format!(
+                "delays up to {} ms exceed the longest delay of {} steps",
+                practical_max(d),
+                u16::MAX
+            ),
+        ));
     } else {
         debug_assert!(delay_steps(lo, dt) >= 1);
+    }
+}
+
+/// The largest value a distribution produces in practice: its upper bound, or for an
+/// unbounded normal the mean plus 10 standard deviations (probability below 1e-23).
+fn practical_max(d: &crate::network::Dist) -> f64 {
+    use crate::network::Dist;
+    match *d {
+        Dist::Normal { mean, std }
+        | Dist::NormalRedraw {
+            mean,
+            std,
+            max: f64::INFINITY,
+            ..
+        } => mean + 10.0 * std,
+        _ => d.upper_bound(),
     }
 }
