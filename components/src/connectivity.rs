@@ -63,7 +63,9 @@ impl Connectivity {
     pub fn memory_bytes(&self) -> usize {
         self.blocks
             .iter()
-            .map(|b| b.row_ptr.len() * 4 + b.target.len() * 2 + b.weight.len() * 4 + b.delay.len() * 2)
+            .map(|b| {
+                b.row_ptr.len() * 4 + b.target.len() * 2 + b.weight.len() * 4 + b.delay.len() * 2
+            })
             .sum()
     }
 
@@ -74,7 +76,12 @@ impl Connectivity {
         for (b, blk) in self.blocks.iter().enumerate() {
             for i in 0..self.n_source {
                 for k in blk.row(i) {
-                    out.push((i as u32, (b * block_size) as u32 + u32::from(blk.target[k]), blk.weight[k], blk.delay[k]));
+                    out.push((
+                        i as u32,
+                        (b * block_size) as u32 + u32::from(blk.target[k]),
+                        blk.weight[k],
+                        blk.delay[k],
+                    ));
                 }
             }
         }

@@ -34,7 +34,7 @@ pub fn block_count(n: usize) -> usize {
 /// Commonly used components.
 pub mod prelude {
     pub use crate::{
-        Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
-        Spikes, StableId, SynapticInput,
+        Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection, Spikes,
+        StableId, SynapticInput,
     };
 }

@@ -26,7 +26,11 @@ pub struct NeuronBlockMut<'a> {
 impl NeuronBlockMut<'_> {
     /// Number of neurons in the block.
     pub fn len(&self) -> usize {
-        self.real.first().map(|c| c.len()).or_else(|| self.int.first().map(|c| c.len())).unwrap_or(0)
+        self.real
+            .first()
+            .map(|c| c.len())
+            .or_else(|| self.int.first().map(|c| c.len()))
+            .unwrap_or(0)
     }
 
     /// Whether the block has no neurons.
@@ -38,12 +42,19 @@ impl NeuronBlockMut<'_> {
 impl NeuronState {
     /// State of `n` neurons with `real` and `int` columns, all zero.
     pub fn zeros(n: usize, real: usize, int: usize) -> Self {
-        Self { real: vec![vec![0.0; n]; real], int: vec![vec![0; n]; int] }
+        Self {
+            real: vec![vec![0.0; n]; real],
+            int: vec![vec![0; n]; int],
+        }
     }
 
     /// Number of neurons.
     pub fn len(&self) -> usize {
-        self.real.first().map(Vec::len).or_else(|| self.int.first().map(Vec::len)).unwrap_or(0)
+        self.real
+            .first()
+            .map(Vec::len)
+            .or_else(|| self.int.first().map(Vec::len))
+            .unwrap_or(0)
     }
 
     /// Whether the population is empty.

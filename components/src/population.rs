@@ -34,7 +34,11 @@ pub struct Spikes {
 impl Spikes {
     /// Empty spike buffers for a population of `blocks` delivery blocks.
     pub fn new(blocks: usize) -> Self {
-        Self { current: Vec::new(), per_block: vec![Vec::new(); blocks], total: 0 }
+        Self {
+            current: Vec::new(),
+            per_block: vec![Vec::new(); blocks],
+            total: 0,
+        }
     }
 
     /// Concatenates the per-block lists (in block order, hence ascending) into `current`.
@@ -60,6 +64,9 @@ pub struct ExternalCurrent {
 impl ExternalCurrent {
     /// A zero current for `n` neurons.
     pub fn new(n: usize) -> Self {
-        Self { values: vec![0.0; n], driven: false }
+        Self {
+            values: vec![0.0; n],
+            driven: false,
+        }
     }
 }

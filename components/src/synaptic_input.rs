@@ -45,7 +45,12 @@ impl SynapticInput {
     pub fn new(n: usize, block: usize, max_delay: usize) -> Self {
         let slots = max_delay + 1;
         let blocks = n.div_ceil(block);
-        Self { n, block, slots, data: vec![0.0; blocks * slots * CHANNELS * block] }
+        Self {
+            n,
+            block,
+            slots,
+            data: vec![0.0; blocks * slots * CHANNELS * block],
+        }
     }
 
     /// Number of slots (longest delay + 1).

@@ -95,6 +95,7 @@ pub struct InputSpec {
 
 /// A recorder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum RecorderSpec {
     /// Records spike times and senders.
     Spikes {
@@ -197,6 +198,7 @@ impl Selection {
 
 /// A distribution of a per-synapse or per-neuron value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Dist {
     /// Always this value.
     Constant(f64),

@@ -1,1 +1,9 @@
-//! stub
+#![doc = include_str!("../README.md")]
+
+mod recording;
+mod scene;
+
+pub use recording::{FORMAT_VERSION, IoError, RecordingWriter, RunMeta, partial_path};
+pub use scene::{
+    LoadedScene, Located, Scene, SceneError, load_scene, locate, parse_scene, path_at, sha256_hex,
+};

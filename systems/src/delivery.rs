@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use myelin_components::Projection;
 use myelin_components::{CHANNELS, Connectivity, RingBlockMut, Spikes, SynapticInput, channel_of};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
-use myelin_components::Projection;
 use rayon::prelude::*;
 
 /// Adds [`deliver`] to [`SimSystems::Deliver`].
@@ -23,7 +23,13 @@ impl Plugin for DeliveryPlugin {
 /// order, and each source's row in order, add the weight into the slot `delay` steps
 /// ahead. Each block's ring buffer is owned by one thread: no atomics, and the sum into
 /// each target is in a fixed order whatever the number of threads.
-pub fn deliver(clock: Res<SimClock>, plan: Option<Res<DeliveryPlan>>, projections: Query<(&Projection, &Connectivity)>, spikes: Query<&Spikes>, mut rings: Query<(Entity, &mut SynapticInput)>) {
+pub fn deliver(
+    clock: Res<SimClock>,
+    plan: Option<Res<DeliveryPlan>>,
+    projections: Query<(&Projection, &Connectivity)>,
+    spikes: Query<&Spikes>,
+    mut rings: Query<(Entity, &mut SynapticInput)>,
+) {
     let Some(plan) = plan else { return };
     let step = clock.step;
     let mut incoming: HashMap<Entity, Vec<(&Connectivity, &[u32])>> = HashMap::new();
@@ -51,7 +57,8 @@ pub fn deliver(clock: Res<SimClock>, plan: Option<Res<DeliveryPlan>>, projection
             }
         }
     }
-    work.into_par_iter().for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
+    work.into_par_iter()
+        .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
 }
 
 /// The delivery kernel of one target block.
@@ -64,7 +71,11 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], 
         let blk = &conn.blocks[b];
         for &i in *sources {
             let row = blk.row(i as usize);
-            let (t, w, d) = (&blk.target[row.clone()], &blk.weight[row.clone()], &blk.delay[row]);
+            let (t, w, d) = (
+                &blk.target[row.clone()],
+                &blk.weight[row.clone()],
+                &blk.delay[row],
+            );
             for k in 0..t.len() {
                 let mut slot = now + usize::from(d[k]);
                 if slot >= slots {

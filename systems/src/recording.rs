@@ -11,14 +11,23 @@ pub struct RecordingPlugin;
 
 impl Plugin for RecordingPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimStep, (record_spikes, record_state).in_set(SimSystems::Record));
+        app.add_systems(
+            SimStep,
+            (record_spikes, record_state).in_set(SimSystems::Record),
+        );
     }
 }
 
 /// Appends this step's spikes of each recorded population (or its selected neurons).
-pub fn record_spikes(clock: Res<SimClock>, mut recorders: Query<&mut SpikeRecorder>, spikes: Query<&Spikes>) {
+pub fn record_spikes(
+    clock: Res<SimClock>,
+    mut recorders: Query<&mut SpikeRecorder>,
+    spikes: Query<&Spikes>,
+) {
     for mut r in &mut recorders {
-        let Ok(s) = spikes.get(r.population) else { continue };
+        let Ok(s) = spikes.get(r.population) else {
+            continue;
+        };
         if s.current.is_empty() {
             continue;
         }
@@ -26,7 +35,9 @@ pub fn record_spikes(clock: Res<SimClock>, mut recorders: Query<&mut SpikeRecord
         let before = r.senders.len();
         match &r.mask {
             None => r.senders.extend_from_slice(&s.current),
-            Some(m) => r.senders.extend(s.current.iter().copied().filter(|&i| m[i as usize])),
+            Some(m) => r
+                .senders
+                .extend(s.current.iter().copied().filter(|&i| m[i as usize])),
         }
         let added = r.senders.len() - before;
         r.steps.extend(std::iter::repeat_n(clock.step, added));
@@ -35,12 +46,18 @@ pub fn record_spikes(clock: Res<SimClock>, mut recorders: Query<&mut SpikeRecord
 }
 
 /// Samples the recorded variable at the end of every `interval`-th step.
-pub fn record_state(clock: Res<SimClock>, mut recorders: Query<&mut StateRecorder>, states: Query<&NeuronState>) {
+pub fn record_state(
+    clock: Res<SimClock>,
+    mut recorders: Query<&mut StateRecorder>,
+    states: Query<&NeuronState>,
+) {
     for mut r in &mut recorders {
         if (clock.step + 1) % r.interval != 0 {
             continue;
         }
-        let Ok(s) = states.get(r.population) else { continue };
+        let Ok(s) = states.get(r.population) else {
+            continue;
+        };
         let r = &mut *r;
         r.steps.push(clock.step);
         if r.real {
@@ -48,7 +65,8 @@ pub fn record_state(clock: Res<SimClock>, mut recorders: Query<&mut StateRecorde
             r.values.extend(r.neurons.iter().map(|&i| col[i as usize]));
         } else {
             let col = &s.int[r.column];
-            r.values.extend(r.neurons.iter().map(|&i| col[i as usize] as f32));
+            r.values
+                .extend(r.neurons.iter().map(|&i| col[i as usize] as f32));
         }
     }
 }

@@ -6,39 +6,61 @@ use std::collections::HashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityWorldMut;
-use myelin_components::{DcInput, ExternalCurrent, PoissonInput, RingBlockMut, SpikeGeneratorInput, StableId, SynapticInput};
-use myelin_engine::rng::{Purpose, Stream};
-use myelin_engine::{InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed, SimClock, SimStep, SimSystems, delay_steps};
+use myelin_components::{
+    DcInput, ExternalCurrent, PoissonInput, RingBlockMut, SpikeGeneratorInput, StableId,
+    SynapticInput,
+};
+use myelin_engine::rng::{PoissonTable, Purpose, Stream, poisson_tabulated};
+use myelin_engine::{
+    InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
+    SimClock, SimStep, SimSystems, delay_steps,
+};
 use rayon::prelude::*;
 
 /// First step at or after `ms` [ms].
 fn step_at(ms: f64, dt: f64) -> u64 {
-    if ms.is_infinite() { u64::MAX } else { (ms / dt - 1e-9).ceil().max(0.0) as u64 }
+    if ms.is_infinite() {
+        u64::MAX
+    } else {
+        (ms / dt - 1e-9).ceil().max(0.0) as u64
+    }
 }
 
 fn check_delay(p: &Params, dt: f64) -> Result<(), ParamIssue> {
     let d = p.get("delay");
     if d < dt / 2.0 {
-        return Err(ParamIssue::new("delay", format!("delay = {d} ms is shorter than half a time step (dt = {dt} ms)")));
+        return Err(ParamIssue::new(
+            "delay",
+            format!("delay = {d} ms is shorter than half a time step (dt = {dt} ms)"),
+        ));
     }
     Ok(())
 }
 
 fn check_window(p: &Params) -> Result<(), ParamIssue> {
     if p.get("stop") < p.get("start") {
-        return Err(ParamIssue::new("stop", format!("stop = {} ms is before start = {} ms", p.get("stop"), p.get("start"))));
+        return Err(ParamIssue::new(
+            "stop",
+            format!(
+                "stop = {} ms is before start = {} ms",
+                p.get("stop"),
+                p.get("start")
+            ),
+        ));
     }
     Ok(())
 }
 
-/// The selected neurons of block `first..first + len`, as block-local indices.
-fn block_subset<'a>(sel: &'a Option<Vec<u32>>, first: usize, len: usize) -> Box<dyn Iterator<Item = usize> + 'a> {
+/// Calls `f` with the block-local index of every selected neuron of block
+/// `first..first + len` (all of them when `sel` is `None`), ascending.
+#[inline]
+fn for_each_selected(sel: &Option<Vec<u32>>, first: usize, len: usize, mut f: impl FnMut(usize)) {
     match sel {
-        None => Box::new(0..len),
+        None => (0..len).for_each(f),
         Some(v) => {
             let lo = v.partition_point(|&i| (i as usize) < first);
             let hi = v.partition_point(|&i| (i as usize) < first + len);
-            Box::new(v[lo..hi].iter().map(move |&i| i as usize - first))
+            v[lo..hi].iter().for_each(|&i| f(i as usize - first));
         }
     }
 }
@@ -49,11 +71,33 @@ pub struct PoissonGenerator;
 impl InputModel for PoissonGenerator {
     const NAME: &'static str = "poisson_generator";
     const PARAMETERS: &'static [ParamSpec] = &[
-        ParamSpec::required("rate", "Hz", Range::NON_NEGATIVE, "mean rate of each neuron's train"),
-        ParamSpec::required("weight", "pA or mV", Range::ANY, "weight of each event (the target model's input unit)"),
+        ParamSpec::required(
+            "rate",
+            "Hz",
+            Range::NON_NEGATIVE,
+            "mean rate of each neuron's train",
+        ),
+        ParamSpec::required(
+            "weight",
+            "pA or mV",
+            Range::ANY,
+            "weight of each event (the target model's input unit)",
+        ),
         ParamSpec::real("delay", "ms", 1.0, Range::POSITIVE, "delay of each event"),
-        ParamSpec::real("start", "ms", 0.0, Range::NON_NEGATIVE, "emission starts at this time"),
-        ParamSpec::real("stop", "ms", f64::INFINITY, Range::NON_NEGATIVE, "emission stops at this time"),
+        ParamSpec::real(
+            "start",
+            "ms",
+            0.0,
+            Range::NON_NEGATIVE,
+            "emission starts at this time",
+        ),
+        ParamSpec::real(
+            "stop",
+            "ms",
+            f64::INFINITY,
+            Range::NON_NEGATIVE,
+            "emission stops at this time",
+        ),
     ];
     fn check(p: &Params, dt: f64) -> Result<(), ParamIssue> {
         check_delay(p, dt)?;
@@ -67,6 +111,7 @@ impl InputModel for PoissonGenerator {
             target: ctx.target,
             neurons: ctx.neurons.clone(),
             lambda: p.get("rate") * ctx.dt / 1000.0,
+            cdf: PoissonTable::new(p.get("rate") * ctx.dt / 1000.0).into_cdf(),
             weight: p.get("weight") as f32,
             delay: delay_steps(p.get("delay"), ctx.dt),
             start: step_at(p.get("start"), ctx.dt),
@@ -82,8 +127,20 @@ impl InputModel for DcGenerator {
     const NAME: &'static str = "dc_generator";
     const PARAMETERS: &'static [ParamSpec] = &[
         ParamSpec::required("amplitude", "pA", Range::ANY, "current"),
-        ParamSpec::real("start", "ms", 0.0, Range::NON_NEGATIVE, "the current flows from this time"),
-        ParamSpec::real("stop", "ms", f64::INFINITY, Range::NON_NEGATIVE, "until this time"),
+        ParamSpec::real(
+            "start",
+            "ms",
+            0.0,
+            Range::NON_NEGATIVE,
+            "the current flows from this time",
+        ),
+        ParamSpec::real(
+            "stop",
+            "ms",
+            f64::INFINITY,
+            Range::NON_NEGATIVE,
+            "until this time",
+        ),
     ];
     const DRIVES_CURRENT: bool = true;
     fn check(p: &Params, _dt: f64) -> Result<(), ParamIssue> {
@@ -109,7 +166,12 @@ pub struct SpikeGenerator;
 impl InputModel for SpikeGenerator {
     const NAME: &'static str = "spike_generator";
     const PARAMETERS: &'static [ParamSpec] = &[
-        ParamSpec::list("spike_times", "ms", Range::POSITIVE, "spike times, on the time grid"),
+        ParamSpec::list(
+            "spike_times",
+            "ms",
+            Range::POSITIVE,
+            "spike times, on the time grid",
+        ),
         ParamSpec::required("weight", "pA or mV", Range::ANY, "weight of each spike"),
         ParamSpec::real("delay", "ms", 1.0, Range::POSITIVE, "delay of each spike"),
     ];
@@ -118,10 +180,16 @@ impl InputModel for SpikeGenerator {
         for &t in p.list("spike_times") {
             let k = t / dt;
             if (k - k.round()).abs() > 1e-6 {
-                return Err(ParamIssue::new("spike_times", format!("spike time {t} ms is not a multiple of dt = {dt} ms")));
+                return Err(ParamIssue::new(
+                    "spike_times",
+                    format!("spike time {t} ms is not a multiple of dt = {dt} ms"),
+                ));
             }
             if k.round() < 1.0 {
-                return Err(ParamIssue::new("spike_times", format!("spike time {t} ms is earlier than one step (dt = {dt} ms)")));
+                return Err(ParamIssue::new(
+                    "spike_times",
+                    format!("spike time {t} ms is earlier than one step (dt = {dt} ms)"),
+                ));
             }
         }
         Ok(())
@@ -130,9 +198,20 @@ impl InputModel for SpikeGenerator {
         delay_steps(p.get("delay"), dt)
     }
     fn spawn(p: &Params, ctx: &InputContext, e: &mut EntityWorldMut<'_>) {
-        let mut steps: Vec<u64> = p.list("spike_times").iter().map(|t| (t / ctx.dt).round() as u64 - 1).collect();
+        let mut steps: Vec<u64> = p
+            .list("spike_times")
+            .iter()
+            .map(|t| (t / ctx.dt).round() as u64 - 1)
+            .collect();
         steps.sort_unstable();
-        e.insert(SpikeGeneratorInput { target: ctx.target, neurons: ctx.neurons.clone(), steps, weight: p.get("weight") as f32, delay: delay_steps(p.get("delay"), ctx.dt), cursor: 0 });
+        e.insert(SpikeGeneratorInput {
+            target: ctx.target,
+            neurons: ctx.neurons.clone(),
+            steps,
+            weight: p.get("weight") as f32,
+            delay: delay_steps(p.get("delay"), ctx.dt),
+            cursor: 0,
+        });
     }
 }
 
@@ -140,7 +219,8 @@ impl InputModel for SpikeGenerator {
 pub struct PoissonGeneratorPlugin;
 impl Plugin for PoissonGeneratorPlugin {
     fn build(&self, app: &mut App) {
-        app.register_input::<PoissonGenerator>().add_systems(SimStep, poisson_inputs.in_set(SimSystems::Inputs));
+        app.register_input::<PoissonGenerator>()
+            .add_systems(SimStep, poisson_inputs.in_set(SimSystems::Inputs));
     }
 }
 
@@ -148,7 +228,8 @@ impl Plugin for PoissonGeneratorPlugin {
 pub struct DcGeneratorPlugin;
 impl Plugin for DcGeneratorPlugin {
     fn build(&self, app: &mut App) {
-        app.register_input::<DcGenerator>().add_systems(SimStep, dc_inputs.in_set(SimSystems::Inputs));
+        app.register_input::<DcGenerator>()
+            .add_systems(SimStep, dc_inputs.in_set(SimSystems::Inputs));
     }
 }
 
@@ -156,25 +237,38 @@ impl Plugin for DcGeneratorPlugin {
 pub struct SpikeGeneratorPlugin;
 impl Plugin for SpikeGeneratorPlugin {
     fn build(&self, app: &mut App) {
-        app.register_input::<SpikeGenerator>().add_systems(SimStep, spike_generator_inputs.in_set(SimSystems::Inputs).after(poisson_inputs));
+        app.register_input::<SpikeGenerator>().add_systems(
+            SimStep,
+            spike_generator_inputs
+                .in_set(SimSystems::Inputs)
+                .after(poisson_inputs),
+        );
     }
 }
 
 /// Draws this step's Poisson events for every target neuron, block-parallel, and adds them
 /// to the ring slot `delay` steps ahead. Each neuron's count comes from the stream keyed
 /// by (seed, input, neuron, step); inputs onto one population are applied in scene order.
-pub fn poisson_inputs(clock: Res<SimClock>, seed: Option<Res<RunSeed>>, inputs: Query<(&PoissonInput, &StableId)>, mut rings: Query<(Entity, &mut SynapticInput)>) {
+pub fn poisson_inputs(
+    clock: Res<SimClock>,
+    seed: Option<Res<RunSeed>>,
+    inputs: Query<(&PoissonInput, &StableId)>,
+    mut rings: Query<(Entity, &mut SynapticInput)>,
+) {
     let (step, seed) = (clock.step, seed.map_or(0, |s| s.0));
-    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32, f64)>> = HashMap::new();
-    let mut sorted: Vec<_> = inputs.iter().filter(|(p, _)| step >= p.start && step < p.stop && p.lambda > 0.0).collect();
+    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32)>> = HashMap::new();
+    let mut sorted: Vec<_> = inputs
+        .iter()
+        .filter(|(p, _)| step >= p.start && step < p.stop && p.lambda > 0.0)
+        .collect();
     sorted.sort_by_key(|(_, id)| id.0);
     for (p, id) in sorted {
-        by_target.entry(p.target).or_default().push((p, id.0, (-p.lambda).exp()));
+        by_target.entry(p.target).or_default().push((p, id.0));
     }
     if by_target.is_empty() {
         return;
     }
-    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32, f64)>)> = Vec::new();
+    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32)>)> = Vec::new();
     for (e, ring) in rings.iter_mut() {
         if let Some(list) = by_target.get(&e) {
             for b in ring.into_inner().blocks_mut() {
@@ -183,20 +277,29 @@ pub fn poisson_inputs(clock: Res<SimClock>, seed: Option<Res<RunSeed>>, inputs: 
         }
     }
     work.into_par_iter().for_each(|(mut ring, list)| {
-        for &(p, id, e) in list {
-            for j in block_subset(&p.neurons, ring.first, ring.len) {
-                let i = (ring.first + j) as u32;
-                let k = Stream::new(seed, Purpose::Poisson, id, i, step).poisson(p.lambda, e);
+        for &(p, id) in list {
+            let first = ring.first;
+            for_each_selected(&p.neurons, first, ring.len, |j| {
+                let i = (first + j) as u32;
+                let k = poisson_tabulated(
+                    &mut Stream::new(seed, Purpose::Poisson, id, i, step),
+                    p.lambda,
+                    &p.cdf,
+                );
                 if k > 0 {
                     ring.add(j, step + u64::from(p.delay), k as f32 * p.weight);
                 }
-            }
+            });
         }
     });
 }
 
 /// Sets the external current of driven populations: zero, plus every active DC input.
-pub fn dc_inputs(clock: Res<SimClock>, inputs: Query<(&DcInput, &StableId)>, mut currents: Query<(Entity, &mut ExternalCurrent)>) {
+pub fn dc_inputs(
+    clock: Res<SimClock>,
+    inputs: Query<(&DcInput, &StableId)>,
+    mut currents: Query<(Entity, &mut ExternalCurrent)>,
+) {
     let step = clock.step;
     let mut sorted: Vec<_> = inputs.iter().collect();
     sorted.sort_by_key(|(_, id)| id.0);
@@ -206,17 +309,26 @@ pub fn dc_inputs(clock: Res<SimClock>, inputs: Query<(&DcInput, &StableId)>, mut
         }
         let cur = &mut *cur;
         cur.values.fill(0.0);
-        for (dc, _) in sorted.iter().filter(|(d, _)| d.target == e && step >= d.start && step < d.stop) {
+        for (dc, _) in sorted
+            .iter()
+            .filter(|(d, _)| d.target == e && step >= d.start && step < d.stop)
+        {
             match &dc.neurons {
                 None => cur.values.iter_mut().for_each(|v| *v += dc.amplitude),
-                Some(sel) => sel.iter().for_each(|&i| cur.values[i as usize] += dc.amplitude),
+                Some(sel) => sel
+                    .iter()
+                    .for_each(|&i| cur.values[i as usize] += dc.amplitude),
             }
         }
     }
 }
 
 /// Emits the spikes of spike generators due in this step.
-pub fn spike_generator_inputs(clock: Res<SimClock>, mut inputs: Query<(&mut SpikeGeneratorInput, &StableId)>, mut rings: Query<&mut SynapticInput>) {
+pub fn spike_generator_inputs(
+    clock: Res<SimClock>,
+    mut inputs: Query<(&mut SpikeGeneratorInput, &StableId)>,
+    mut rings: Query<&mut SynapticInput>,
+) {
     let step = clock.step;
     let mut sorted: Vec<_> = inputs.iter_mut().collect();
     sorted.sort_by_key(|(_, id)| id.0);
@@ -230,7 +342,9 @@ pub fn spike_generator_inputs(clock: Res<SimClock>, mut inputs: Query<(&mut Spik
                 let arrival = step + u64::from(g.delay);
                 match &g.neurons {
                     None => (0..ring.len()).for_each(|i| ring.add(i, arrival, g.weight)),
-                    Some(sel) => sel.iter().for_each(|&i| ring.add(i as usize, arrival, g.weight)),
+                    Some(sel) => sel
+                        .iter()
+                        .for_each(|&i| ring.add(i as usize, arrival, g.weight)),
                 }
             }
             g.cursor += 1;

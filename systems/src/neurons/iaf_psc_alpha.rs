@@ -50,29 +50,84 @@ impl NeuronModel for IafPscAlpha {
     const NAME: &'static str = "iaf_psc_alpha";
     const PARAMETERS: &'static [ParamSpec] = &[
         ParamSpec::real("C_m", "pF", 250.0, Range::POSITIVE, "membrane capacitance"),
-        ParamSpec::real("tau_m", "ms", 10.0, Range::POSITIVE, "membrane time constant"),
-        ParamSpec::real("tau_syn_ex", "ms", 2.0, Range::POSITIVE, "excitatory synaptic rise time"),
-        ParamSpec::real("tau_syn_in", "ms", 2.0, Range::POSITIVE, "inhibitory synaptic rise time"),
-        ParamSpec::real("t_ref", "ms", 2.0, Range::NON_NEGATIVE, "absolute refractory period"),
+        ParamSpec::real(
+            "tau_m",
+            "ms",
+            10.0,
+            Range::POSITIVE,
+            "membrane time constant",
+        ),
+        ParamSpec::real(
+            "tau_syn_ex",
+            "ms",
+            2.0,
+            Range::POSITIVE,
+            "excitatory synaptic rise time",
+        ),
+        ParamSpec::real(
+            "tau_syn_in",
+            "ms",
+            2.0,
+            Range::POSITIVE,
+            "inhibitory synaptic rise time",
+        ),
+        ParamSpec::real(
+            "t_ref",
+            "ms",
+            2.0,
+            Range::NON_NEGATIVE,
+            "absolute refractory period",
+        ),
         ParamSpec::real("E_L", "mV", -70.0, Range::ANY, "resting potential"),
         ParamSpec::real("V_th", "mV", -55.0, Range::ANY, "spike threshold"),
         ParamSpec::real("V_reset", "mV", -70.0, Range::ANY, "reset potential"),
         ParamSpec::real("I_e", "pA", 0.0, Range::ANY, "constant external current"),
     ];
     const REAL_STATE: &'static [VarSpec] = &[
-        VarSpec { name: "V_m", unit: "mV", doc: "membrane potential" },
-        VarSpec { name: "I_syn_ex", unit: "pA", doc: "excitatory synaptic current" },
-        VarSpec { name: "dI_syn_ex", unit: "pA/ms", doc: "derivative state of the excitatory current" },
-        VarSpec { name: "I_syn_in", unit: "pA", doc: "inhibitory synaptic current" },
-        VarSpec { name: "dI_syn_in", unit: "pA/ms", doc: "derivative state of the inhibitory current" },
+        VarSpec {
+            name: "V_m",
+            unit: "mV",
+            doc: "membrane potential",
+        },
+        VarSpec {
+            name: "I_syn_ex",
+            unit: "pA",
+            doc: "excitatory synaptic current",
+        },
+        VarSpec {
+            name: "dI_syn_ex",
+            unit: "pA/ms",
+            doc: "derivative state of the excitatory current",
+        },
+        VarSpec {
+            name: "I_syn_in",
+            unit: "pA",
+            doc: "inhibitory synaptic current",
+        },
+        VarSpec {
+            name: "dI_syn_in",
+            unit: "pA/ms",
+            doc: "derivative state of the inhibitory current",
+        },
     ];
-    const INT_STATE: &'static [VarSpec] = &[VarSpec { name: "refractory", unit: "steps", doc: "refractory steps remaining" }];
+    const INT_STATE: &'static [VarSpec] = &[VarSpec {
+        name: "refractory",
+        unit: "steps",
+        doc: "refractory steps remaining",
+    }];
 
     fn new(p: &Params, dt: f64) -> Result<Self, ParamIssue> {
         let (c, tm) = (p.get("C_m"), p.get("tau_m"));
         let e_l = p.get("E_L");
         if p.get("V_reset") >= p.get("V_th") {
-            return Err(ParamIssue::new("V_reset", format!("V_reset = {} mV must be below V_th = {} mV", p.get("V_reset"), p.get("V_th"))));
+            return Err(ParamIssue::new(
+                "V_reset",
+                format!(
+                    "V_reset = {} mV must be below V_th = {} mV",
+                    p.get("V_reset"),
+                    p.get("V_th")
+                ),
+            ));
         }
         Ok(Self {
             e_l,
@@ -95,13 +150,27 @@ impl NeuronModel for IafPscAlpha {
         if var == 0 { self.e_l } else { 0.0 }
     }
 
-    fn update(&self, b: &mut NeuronBlockMut<'_>, input_ex: &[f32], input_in: &[f32], current: &[f32], spikes: &mut Vec<u32>) {
-        let [v, i_ex, di_ex, i_in, di_in] = &mut b.real[..] else { unreachable!("iaf_psc_alpha has five real columns") };
+    fn update(
+        &self,
+        b: &mut NeuronBlockMut<'_>,
+        input_ex: &[f32],
+        input_in: &[f32],
+        current: &[f32],
+        spikes: &mut Vec<u32>,
+    ) {
+        let [v, i_ex, di_ex, i_in, di_in] = &mut b.real[..] else {
+            unreachable!("iaf_psc_alpha has five real columns")
+        };
         let r = &mut b.int[0];
         let (e, h) = (&self.ex, &self.inh);
         for j in 0..v.len() {
             if r[j] == 0 {
-                v[j] = (self.i_e + current[j]) * self.p30 + e.p31 * di_ex[j] + e.p32 * i_ex[j] + h.p31 * di_in[j] + h.p32 * i_in[j] + self.p33 * v[j];
+                v[j] = (self.i_e + current[j]) * self.p30
+                    + e.p31 * di_ex[j]
+                    + e.p32 * i_ex[j]
+                    + h.p31 * di_in[j]
+                    + h.p32 * i_in[j]
+                    + self.p33 * v[j];
             } else {
                 r[j] -= 1;
             }
@@ -140,12 +209,27 @@ mod tests {
     fn psp_matches_the_closed_form() {
         // The NEST HPC benchmark's neuron: tau_syn 0.3258 ms.
         let (c, tm, ts, w, dt) = (250.0, 10.0, 0.32582722403722841, 100.0, 0.1);
-        let mut n = OneNeuron::<IafPscAlpha>::new(&[("C_m", c), ("tau_m", tm), ("tau_syn_ex", ts), ("tau_syn_in", ts), ("E_L", 0.0), ("V_reset", 0.0), ("V_th", 20.0)], dt);
+        let mut n = OneNeuron::<IafPscAlpha>::new(
+            &[
+                ("C_m", c),
+                ("tau_m", tm),
+                ("tau_syn_ex", ts),
+                ("tau_syn_in", ts),
+                ("E_L", 0.0),
+                ("V_reset", 0.0),
+                ("V_th", 20.0),
+            ],
+            dt,
+        );
         n.step(w as f32, 0.0, 0.0);
         for m in 1..400 {
             n.step(0.0, 0.0, 0.0);
             let exact = alpha_psp(w, ts, tm, c, m as f64 * dt);
-            assert!((n.get(0) - exact).abs() < PSP_TOL_MV, "step {m}: V {} mV, exact {exact} mV", n.get(0));
+            assert!(
+                (n.get(0) - exact).abs() < PSP_TOL_MV,
+                "step {m}: V {} mV, exact {exact} mV",
+                n.get(0)
+            );
         }
         // The current peaks at w after tau_s: check I_syn_ex at the step nearest tau_s.
         let mut n = OneNeuron::<IafPscAlpha>::new(&[("tau_syn_ex", 0.5)], dt);
@@ -153,17 +237,28 @@ mod tests {
         for _ in 0..5 {
             n.step(0.0, 0.0, 0.0);
         }
-        assert!((n.get(1) - w).abs() < 1e-3, "alpha current peaks at the weight after tau_syn: {}", n.get(1));
+        assert!(
+            (n.get(1) - w).abs() < 1e-3,
+            "alpha current peaks at the weight after tau_syn: {}",
+            n.get(1)
+        );
     }
 
     #[test]
     fn constant_current_and_inhibition() {
         let (c, tau, i_e, dt) = (250.0, 10.0, 200.0, 0.1);
-        let mut n = OneNeuron::<IafPscAlpha>::new(&[("C_m", c), ("tau_m", tau), ("I_e", i_e), ("V_th", 100.0)], dt);
+        let mut n = OneNeuron::<IafPscAlpha>::new(
+            &[("C_m", c), ("tau_m", tau), ("I_e", i_e), ("V_th", 100.0)],
+            dt,
+        );
         for k in 0..500 {
             n.step(0.0, 0.0, 0.0);
             let exact = -70.0 + i_e * tau / c * (1.0 - (-((k + 1) as f64) * dt / tau).exp());
-            assert!((n.get(0) - exact).abs() < TRAJECTORY_TOL_MV, "V {} vs {exact}", n.get(0));
+            assert!(
+                (n.get(0) - exact).abs() < TRAJECTORY_TOL_MV,
+                "V {} vs {exact}",
+                n.get(0)
+            );
         }
         let mut n = OneNeuron::<IafPscAlpha>::new(&[("tau_syn_in", 2.0)], dt);
         n.step(0.0, -50.0, 0.0);
@@ -171,13 +266,20 @@ mod tests {
             n.step(0.0, 0.0, 0.0);
         }
         let exact = -alpha_psp(50.0, 2.0, 10.0, 250.0, 3.0);
-        assert!((n.get(0) + 70.0 - exact).abs() < PSP_TOL_MV, "inhibitory PSP {} vs {exact}", n.get(0) + 70.0);
+        assert!(
+            (n.get(0) + 70.0 - exact).abs() < PSP_TOL_MV,
+            "inhibitory PSP {} vs {exact}",
+            n.get(0) + 70.0
+        );
     }
 
     #[test]
     fn fires_and_resets() {
         let mut n = OneNeuron::<IafPscAlpha>::new(&[("I_e", 500.0)], 0.1);
         let spikes = (0..1000).filter(|_| n.step(0.0, 0.0, 0.0)).count();
-        assert!(spikes > 0, "I_e 500 pA must drive the neuron over threshold");
+        assert!(
+            spikes > 0,
+            "I_e 500 pA must drive the neuron over threshold"
+        );
     }
 }

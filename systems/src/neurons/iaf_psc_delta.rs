@@ -24,20 +24,47 @@ impl NeuronModel for IafPscDelta {
     const NAME: &'static str = "iaf_psc_delta";
     const PARAMETERS: &'static [ParamSpec] = &[
         ParamSpec::real("C_m", "pF", 250.0, Range::POSITIVE, "membrane capacitance"),
-        ParamSpec::real("tau_m", "ms", 10.0, Range::POSITIVE, "membrane time constant"),
-        ParamSpec::real("t_ref", "ms", 2.0, Range::NON_NEGATIVE, "absolute refractory period"),
+        ParamSpec::real(
+            "tau_m",
+            "ms",
+            10.0,
+            Range::POSITIVE,
+            "membrane time constant",
+        ),
+        ParamSpec::real(
+            "t_ref",
+            "ms",
+            2.0,
+            Range::NON_NEGATIVE,
+            "absolute refractory period",
+        ),
         ParamSpec::real("E_L", "mV", -70.0, Range::ANY, "resting potential"),
         ParamSpec::real("V_th", "mV", -55.0, Range::ANY, "spike threshold"),
         ParamSpec::real("V_reset", "mV", -70.0, Range::ANY, "reset potential"),
         ParamSpec::real("I_e", "pA", 0.0, Range::ANY, "constant external current"),
     ];
-    const REAL_STATE: &'static [VarSpec] = &[VarSpec { name: "V_m", unit: "mV", doc: "membrane potential" }];
-    const INT_STATE: &'static [VarSpec] = &[VarSpec { name: "refractory", unit: "steps", doc: "refractory steps remaining" }];
+    const REAL_STATE: &'static [VarSpec] = &[VarSpec {
+        name: "V_m",
+        unit: "mV",
+        doc: "membrane potential",
+    }];
+    const INT_STATE: &'static [VarSpec] = &[VarSpec {
+        name: "refractory",
+        unit: "steps",
+        doc: "refractory steps remaining",
+    }];
 
     fn new(p: &Params, dt: f64) -> Result<Self, ParamIssue> {
         let e_l = p.get("E_L");
         if p.get("V_reset") >= p.get("V_th") {
-            return Err(ParamIssue::new("V_reset", format!("V_reset = {} mV must be below V_th = {} mV", p.get("V_reset"), p.get("V_th"))));
+            return Err(ParamIssue::new(
+                "V_reset",
+                format!(
+                    "V_reset = {} mV must be below V_th = {} mV",
+                    p.get("V_reset"),
+                    p.get("V_th")
+                ),
+            ));
         }
         Ok(Self {
             e_l,
@@ -58,12 +85,21 @@ impl NeuronModel for IafPscDelta {
         self.e_l
     }
 
-    fn update(&self, b: &mut NeuronBlockMut<'_>, input_ex: &[f32], input_in: &[f32], current: &[f32], spikes: &mut Vec<u32>) {
+    fn update(
+        &self,
+        b: &mut NeuronBlockMut<'_>,
+        input_ex: &[f32],
+        input_in: &[f32],
+        current: &[f32],
+        spikes: &mut Vec<u32>,
+    ) {
         let v = &mut b.real[0];
         let r = &mut b.int[0];
         for j in 0..v.len() {
             if r[j] == 0 {
-                v[j] = self.p30 * (self.i_e + current[j]) + self.p33 * v[j] + (input_ex[j] + input_in[j]);
+                v[j] = self.p30 * (self.i_e + current[j])
+                    + self.p33 * v[j]
+                    + (input_ex[j] + input_in[j]);
             } else {
                 r[j] -= 1;
             }
@@ -87,27 +123,61 @@ mod tests {
     #[test]
     fn a_jump_decays_exponentially() {
         let (tau, dt, j) = (20.0, 0.1, 0.1);
-        let mut n = OneNeuron::<IafPscDelta>::new(&[("tau_m", tau), ("E_L", 0.0), ("V_reset", 10.0), ("V_th", 20.0)], dt);
+        let mut n = OneNeuron::<IafPscDelta>::new(
+            &[
+                ("tau_m", tau),
+                ("E_L", 0.0),
+                ("V_reset", 10.0),
+                ("V_th", 20.0),
+            ],
+            dt,
+        );
         n.step(j as f32, 0.0, 0.0);
-        assert!((n.get(0) - j).abs() < JUMP_TOL_MV, "the jump appears in the step it arrives");
+        assert!(
+            (n.get(0) - j).abs() < JUMP_TOL_MV,
+            "the jump appears in the step it arrives"
+        );
         for m in 1..200 {
             n.step(0.0, 0.0, 0.0);
             let exact = j * (-(m as f64) * dt / tau).exp();
-            assert!((n.get(0) - exact).abs() < JUMP_TOL_MV, "step {m}: V {} vs {exact}", n.get(0));
+            assert!(
+                (n.get(0) - exact).abs() < JUMP_TOL_MV,
+                "step {m}: V {} vs {exact}",
+                n.get(0)
+            );
         }
     }
 
     #[test]
     fn threshold_reset_and_refractory_input_is_discarded() {
-        let mut n = OneNeuron::<IafPscDelta>::new(&[("E_L", 0.0), ("V_reset", 10.0), ("V_th", 20.0), ("t_ref", 2.0)], 0.1);
-        assert!(n.step(25.0, 0.0, 0.0), "a 25 mV jump crosses a 20 mV threshold");
+        let mut n = OneNeuron::<IafPscDelta>::new(
+            &[
+                ("E_L", 0.0),
+                ("V_reset", 10.0),
+                ("V_th", 20.0),
+                ("t_ref", 2.0),
+            ],
+            0.1,
+        );
+        assert!(
+            n.step(25.0, 0.0, 0.0),
+            "a 25 mV jump crosses a 20 mV threshold"
+        );
         assert_eq!(n.get(0), 10.0, "reset to V_reset");
         for k in 0..20 {
             n.step(5.0, -1.0, 0.0);
-            assert_eq!(n.get(0), 10.0, "refractory step {k}: input discarded, V clamped");
+            assert_eq!(
+                n.get(0),
+                10.0,
+                "refractory step {k}: input discarded, V clamped"
+            );
         }
         n.step(5.0, -1.0, 0.0);
         let expected = 10.0 * (-0.1f64 / 10.0).exp() + 4.0;
-        assert!((n.get(0) - expected).abs() < 1e-5, "after t_ref input counts again: {} vs {expected}", n.get(0));
+        assert!(
+            (n.get(0) - expected).abs() < 1e-5,
+            "after t_ref input counts again: {} vs {expected}",
+            n.get(0)
+        );
     }
 }

@@ -5,7 +5,7 @@
 use myelin_components::NeuronBlockMut;
 use myelin_engine::{NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
 
-use super::propagators::{p20, p22, p_exp};
+use super::propagators::{p_exp, p20, p22};
 
 /// Leaky integrate-and-fire neuron with exponential post-synaptic currents.
 ///
@@ -33,27 +33,79 @@ impl NeuronModel for IafPscExp {
     const NAME: &'static str = "iaf_psc_exp";
     const PARAMETERS: &'static [ParamSpec] = &[
         ParamSpec::real("C_m", "pF", 250.0, Range::POSITIVE, "membrane capacitance"),
-        ParamSpec::real("tau_m", "ms", 10.0, Range::POSITIVE, "membrane time constant"),
-        ParamSpec::real("tau_syn_ex", "ms", 2.0, Range::POSITIVE, "excitatory synaptic time constant"),
-        ParamSpec::real("tau_syn_in", "ms", 2.0, Range::POSITIVE, "inhibitory synaptic time constant"),
-        ParamSpec::real("t_ref", "ms", 2.0, Range::NON_NEGATIVE, "absolute refractory period"),
+        ParamSpec::real(
+            "tau_m",
+            "ms",
+            10.0,
+            Range::POSITIVE,
+            "membrane time constant",
+        ),
+        ParamSpec::real(
+            "tau_syn_ex",
+            "ms",
+            2.0,
+            Range::POSITIVE,
+            "excitatory synaptic time constant",
+        ),
+        ParamSpec::real(
+            "tau_syn_in",
+            "ms",
+            2.0,
+            Range::POSITIVE,
+            "inhibitory synaptic time constant",
+        ),
+        ParamSpec::real(
+            "t_ref",
+            "ms",
+            2.0,
+            Range::NON_NEGATIVE,
+            "absolute refractory period",
+        ),
         ParamSpec::real("E_L", "mV", -70.0, Range::ANY, "resting potential"),
         ParamSpec::real("V_th", "mV", -55.0, Range::ANY, "spike threshold"),
         ParamSpec::real("V_reset", "mV", -70.0, Range::ANY, "reset potential"),
         ParamSpec::real("I_e", "pA", 0.0, Range::ANY, "constant external current"),
     ];
     const REAL_STATE: &'static [VarSpec] = &[
-        VarSpec { name: "V_m", unit: "mV", doc: "membrane potential" },
-        VarSpec { name: "I_syn_ex", unit: "pA", doc: "excitatory synaptic current" },
-        VarSpec { name: "I_syn_in", unit: "pA", doc: "inhibitory synaptic current" },
+        VarSpec {
+            name: "V_m",
+            unit: "mV",
+            doc: "membrane potential",
+        },
+        VarSpec {
+            name: "I_syn_ex",
+            unit: "pA",
+            doc: "excitatory synaptic current",
+        },
+        VarSpec {
+            name: "I_syn_in",
+            unit: "pA",
+            doc: "inhibitory synaptic current",
+        },
     ];
-    const INT_STATE: &'static [VarSpec] = &[VarSpec { name: "refractory", unit: "steps", doc: "refractory steps remaining" }];
+    const INT_STATE: &'static [VarSpec] = &[VarSpec {
+        name: "refractory",
+        unit: "steps",
+        doc: "refractory steps remaining",
+    }];
 
     fn new(p: &Params, dt: f64) -> Result<Self, ParamIssue> {
-        let (c, tm, tex, tin) = (p.get("C_m"), p.get("tau_m"), p.get("tau_syn_ex"), p.get("tau_syn_in"));
+        let (c, tm, tex, tin) = (
+            p.get("C_m"),
+            p.get("tau_m"),
+            p.get("tau_syn_ex"),
+            p.get("tau_syn_in"),
+        );
         let e_l = p.get("E_L");
         if p.get("V_reset") >= p.get("V_th") {
-            return Err(ParamIssue::new("V_reset", format!("V_reset = {} mV must be below V_th = {} mV", p.get("V_reset"), p.get("V_th"))));
+            return Err(ParamIssue::new(
+                "V_reset",
+                format!(
+                    "V_reset = {} mV must be below V_th = {} mV",
+                    p.get("V_reset"),
+                    p.get("V_th")
+                ),
+            ));
         }
         Ok(Self {
             e_l,
@@ -78,12 +130,24 @@ impl NeuronModel for IafPscExp {
         if var == 0 { self.e_l } else { 0.0 }
     }
 
-    fn update(&self, b: &mut NeuronBlockMut<'_>, input_ex: &[f32], input_in: &[f32], current: &[f32], spikes: &mut Vec<u32>) {
-        let [v, i_ex, i_in] = &mut b.real[..] else { unreachable!("iaf_psc_exp has three real columns") };
+    fn update(
+        &self,
+        b: &mut NeuronBlockMut<'_>,
+        input_ex: &[f32],
+        input_in: &[f32],
+        current: &[f32],
+        spikes: &mut Vec<u32>,
+    ) {
+        let [v, i_ex, i_in] = &mut b.real[..] else {
+            unreachable!("iaf_psc_exp has three real columns")
+        };
         let r = &mut b.int[0];
         for j in 0..v.len() {
             if r[j] == 0 {
-                v[j] = v[j] * self.p22 + i_ex[j] * self.p21_ex + i_in[j] * self.p21_in + (self.i_e + current[j]) * self.p20;
+                v[j] = v[j] * self.p22
+                    + i_ex[j] * self.p21_ex
+                    + i_in[j] * self.p21_in
+                    + (self.i_e + current[j]) * self.p20;
             } else {
                 r[j] -= 1;
             }
@@ -109,12 +173,31 @@ mod tests {
     /// Tolerance on a PSP [mV] (values ~0.15 mV; f32 rounding of ~1e-8 per step).
     const PSP_TOL_MV: f64 = 1e-6;
 
-    const MICROCIRCUIT: &[(&str, f64)] = &[("C_m", 250.0), ("tau_m", 10.0), ("tau_syn_ex", 0.5), ("tau_syn_in", 0.5), ("t_ref", 2.0), ("E_L", -65.0), ("V_th", -50.0), ("V_reset", -65.0)];
+    const MICROCIRCUIT: &[(&str, f64)] = &[
+        ("C_m", 250.0),
+        ("tau_m", 10.0),
+        ("tau_syn_ex", 0.5),
+        ("tau_syn_in", 0.5),
+        ("t_ref", 2.0),
+        ("E_L", -65.0),
+        ("V_th", -50.0),
+        ("V_reset", -65.0),
+    ];
 
     #[test]
     fn constant_current_follows_the_closed_form_and_fires_on_time() {
         let (c, tau, e_l, th, i_e, dt) = (250.0, 10.0, -65.0, -50.0, 400.0, 0.1);
-        let mut n = OneNeuron::<IafPscExp>::new(&[("C_m", c), ("tau_m", tau), ("E_L", e_l), ("V_reset", e_l), ("V_th", th), ("I_e", i_e)], dt);
+        let mut n = OneNeuron::<IafPscExp>::new(
+            &[
+                ("C_m", c),
+                ("tau_m", tau),
+                ("E_L", e_l),
+                ("V_reset", e_l),
+                ("V_th", th),
+                ("I_e", i_e),
+            ],
+            dt,
+        );
         // V(t) = E_L + I R (1 - exp(-t/tau)) with R = tau/C; threshold at t* below.
         let v_inf = i_e * tau / c;
         let t_star = -tau * (1.0 - (th - e_l) / v_inf).ln();
@@ -127,20 +210,51 @@ mod tests {
                 break;
             }
             let exact = e_l + v_inf * (1.0 - (-t / tau).exp());
-            assert!((n.get(0) - exact).abs() < TRAJECTORY_TOL_MV, "t = {t} ms: V = {} mV, exact {exact} mV", n.get(0));
+            assert!(
+                (n.get(0) - exact).abs() < TRAJECTORY_TOL_MV,
+                "t = {t} ms: V = {} mV, exact {exact} mV",
+                n.get(0)
+            );
         }
         let first = first.expect("the neuron must fire");
         // The spike is detected at the end of the step in which V crosses: t* <= t < t* + dt.
-        assert!(first >= t_star && first < t_star + dt, "first spike at {first} ms, analytic crossing at {t_star} ms");
+        assert!(
+            first >= t_star && first < t_star + dt,
+            "first spike at {first} ms, analytic crossing at {t_star} ms"
+        );
     }
 
     #[test]
     fn refractory_period_clamps_for_t_ref_and_isi_matches() {
         let (c, tau, e_l, th, i_e, dt, t_ref) = (250.0, 10.0, -65.0, -50.0, 600.0, 0.1, 2.0);
-        let mut n = OneNeuron::<IafPscExp>::new(&[("C_m", c), ("tau_m", tau), ("E_L", e_l), ("V_reset", e_l), ("V_th", th), ("I_e", i_e), ("t_ref", t_ref)], dt);
-        let spikes: Vec<usize> = (0..2000).filter(|_| n.step(0.0, 0.0, 0.0)).collect::<Vec<_>>();
+        let mut n = OneNeuron::<IafPscExp>::new(
+            &[
+                ("C_m", c),
+                ("tau_m", tau),
+                ("E_L", e_l),
+                ("V_reset", e_l),
+                ("V_th", th),
+                ("I_e", i_e),
+                ("t_ref", t_ref),
+            ],
+            dt,
+        );
+        let spikes: Vec<usize> = (0..2000)
+            .filter(|_| n.step(0.0, 0.0, 0.0))
+            .collect::<Vec<_>>();
         let _ = spikes;
-        let mut n = OneNeuron::<IafPscExp>::new(&[("C_m", c), ("tau_m", tau), ("E_L", e_l), ("V_reset", e_l), ("V_th", th), ("I_e", i_e), ("t_ref", t_ref)], dt);
+        let mut n = OneNeuron::<IafPscExp>::new(
+            &[
+                ("C_m", c),
+                ("tau_m", tau),
+                ("E_L", e_l),
+                ("V_reset", e_l),
+                ("V_th", th),
+                ("I_e", i_e),
+                ("t_ref", t_ref),
+            ],
+            dt,
+        );
         let mut times = Vec::new();
         let mut clamped_after_spike = 0;
         for k in 0..2000 {
@@ -149,7 +263,11 @@ mod tests {
             } else if let Some(&last) = times.last()
                 && k - last <= 20
             {
-                assert_eq!(n.get(0), e_l, "step {k}: V must stay at V_reset during t_ref");
+                assert_eq!(
+                    n.get(0),
+                    e_l,
+                    "step {k}: V must stay at V_reset during t_ref"
+                );
                 clamped_after_spike += 1;
             }
         }
@@ -175,20 +293,33 @@ mod tests {
             n.step(0.0, 0.0, 0.0);
             let dv = n.get(0) + 65.0;
             let exact = psp(m as f64 * dt);
-            assert!((dv - exact).abs() < PSP_TOL_MV, "step {m}: PSP {dv} mV, exact {exact} mV");
+            assert!(
+                (dv - exact).abs() < PSP_TOL_MV,
+                "step {m}: PSP {dv} mV, exact {exact} mV"
+            );
             peak = peak.max(dv);
         }
         let t_peak = (tm / ts).ln() * ts * tm / (tm - ts);
         // REFERENCES.md: 87.8 pA gives about 0.15 mV with these parameters.
-        assert!((psp(t_peak) - 0.15).abs() < 5e-4, "analytic peak {}", psp(t_peak));
-        assert!((peak - 0.15).abs() < 5e-4, "simulated peak {peak} mV (grid sampling of a smooth maximum)");
+        assert!(
+            (psp(t_peak) - 0.15).abs() < 5e-4,
+            "analytic peak {}",
+            psp(t_peak)
+        );
+        assert!(
+            (peak - 0.15).abs() < 5e-4,
+            "simulated peak {peak} mV (grid sampling of a smooth maximum)"
+        );
         // Inhibitory input mirrors it on its own channel.
         let mut n = OneNeuron::<IafPscExp>::new(MICROCIRCUIT, dt);
         n.step(0.0, -(w as f32), 0.0);
         for _ in 0..15 {
             n.step(0.0, 0.0, 0.0);
         }
-        assert!((n.get(0) + 65.0 + psp(15.0 * dt)).abs() < PSP_TOL_MV, "inhibitory PSP");
+        assert!(
+            (n.get(0) + 65.0 + psp(15.0 * dt)).abs() < PSP_TOL_MV,
+            "inhibitory PSP"
+        );
     }
 
     #[test]
@@ -198,7 +329,13 @@ mod tests {
         n.step(100.0, -100.0, 0.0);
         n.step(0.0, 0.0, 0.0);
         let (ex, inh) = (n.get(1), n.get(2));
-        assert!((ex - 100.0 * (-dt / 0.5f64).exp()).abs() < 1e-4, "I_syn_ex decays with tau_syn_ex: {ex}");
-        assert!((inh + 100.0 * (-dt / 5.0f64).exp()).abs() < 1e-4, "I_syn_in decays with tau_syn_in: {inh}");
+        assert!(
+            (ex - 100.0 * (-dt / 0.5f64).exp()).abs() < 1e-4,
+            "I_syn_ex decays with tau_syn_ex: {ex}"
+        );
+        assert!(
+            (inh + 100.0 * (-dt / 5.0f64).exp()).abs() < 1e-4,
+            "I_syn_in decays with tau_syn_in: {inh}"
+        );
     }
 }

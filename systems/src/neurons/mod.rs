@@ -33,7 +33,8 @@ impl<M> Default for NeuronModelPlugin<M> {
 
 impl<M: NeuronModel> Plugin for NeuronModelPlugin<M> {
     fn build(&self, app: &mut App) {
-        app.register_neuron_model::<M>().add_systems(SimStep, integrate::<M>.in_set(SimSystems::Integrate));
+        app.register_neuron_model::<M>()
+            .add_systems(SimStep, integrate::<M>.in_set(SimSystems::Integrate));
     }
 }
 
@@ -41,25 +42,43 @@ impl<M: NeuronModel> Plugin for NeuronModelPlugin<M> {
 /// such populations, in parallel) the model's kernel reads the ring-buffer slot of this
 /// step, which is then cleared, and collects spikes; the blocks' spikes are concatenated
 /// in block order.
-pub fn integrate<M: NeuronModel>(clock: Res<SimClock>, mut q: Query<(&Neurons<M>, &mut NeuronState, &mut SynapticInput, &ExternalCurrent, &mut Spikes)>) {
+pub fn integrate<M: NeuronModel>(
+    clock: Res<SimClock>,
+    mut q: Query<(
+        &Neurons<M>,
+        &mut NeuronState,
+        &mut SynapticInput,
+        &ExternalCurrent,
+        &mut Spikes,
+    )>,
+) {
     let step = clock.step;
-    let mut pops: Vec<_> = q.iter_mut().map(|(m, s, i, c, sp)| (&m.0, s.into_inner(), i.into_inner(), c, sp.into_inner())).collect();
+    let mut pops: Vec<_> = q
+        .iter_mut()
+        .map(|(m, s, i, c, sp)| (&m.0, s.into_inner(), i.into_inner(), c, sp.into_inner()))
+        .collect();
     {
         let mut work = Vec::new();
         for (m, state, input, current, spikes) in pops.iter_mut() {
             let blocks = state.blocks_mut(DELIVERY_BLOCK);
             let rings = input.blocks_mut();
-            for ((nb, rb), (cur, out)) in blocks.into_iter().zip(rings).zip(current.values.chunks(DELIVERY_BLOCK).zip(spikes.per_block.iter_mut())) {
+            for ((nb, rb), (cur, out)) in blocks.into_iter().zip(rings).zip(
+                current
+                    .values
+                    .chunks(DELIVERY_BLOCK)
+                    .zip(spikes.per_block.iter_mut()),
+            ) {
                 work.push((*m, nb, rb, cur, out));
             }
         }
-        work.into_par_iter().for_each(|(m, mut nb, mut rb, cur, out)| {
-            out.clear();
-            let (ex, inh) = rb.slot_mut(step);
-            m.update(&mut nb, ex, inh, cur, out);
-            ex.fill(0.0);
-            inh.fill(0.0);
-        });
+        work.into_par_iter()
+            .for_each(|(m, mut nb, mut rb, cur, out)| {
+                out.clear();
+                let (ex, inh) = rb.slot_mut(step);
+                m.update(&mut nb, ex, inh, cur, out);
+                ex.fill(0.0);
+                inh.fill(0.0);
+            });
     }
     for (.., spikes) in pops.iter_mut() {
         spikes.gather();
@@ -82,7 +101,10 @@ pub(crate) mod testing {
 
     impl<M: NeuronModel> OneNeuron<M> {
         pub fn new(params: &[(&str, f64)], dt: f64) -> Self {
-            let given: BTreeMap<String, ParamValue> = params.iter().map(|(k, v)| (k.to_string(), ParamValue::Number(*v))).collect();
+            let given: BTreeMap<String, ParamValue> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), ParamValue::Number(*v)))
+                .collect();
             let p = Params::resolve(M::PARAMETERS, &given).expect("valid test parameters");
             let model = M::new(&p, dt).expect("valid test model");
             let mut state = NeuronState::zeros(1, M::REAL_STATE.len(), M::INT_STATE.len());
@@ -98,10 +120,21 @@ pub(crate) mod testing {
             let mut out = Vec::new();
             let mut block = NeuronBlockMut {
                 first: 0,
-                real: self.state.real.iter_mut().map(|c| c.as_mut_slice()).collect(),
-                int: self.state.int.iter_mut().map(|c| c.as_mut_slice()).collect(),
+                real: self
+                    .state
+                    .real
+                    .iter_mut()
+                    .map(|c| c.as_mut_slice())
+                    .collect(),
+                int: self
+                    .state
+                    .int
+                    .iter_mut()
+                    .map(|c| c.as_mut_slice())
+                    .collect(),
             };
-            self.model.update(&mut block, &[ex], &[inh], &[i_ext], &mut out);
+            self.model
+                .update(&mut block, &[ex], &[inh], &[i_ext], &mut out);
             !out.is_empty()
         }
 

@@ -71,9 +71,15 @@ mod tests {
         let a = SERIES_BELOW / h;
         let below = int_s_exp(a * (1.0 - 1e-9), h);
         let above = (1.0 - (-a * h).exp() * (1.0 + a * h)) / (a * a);
-        assert!(((below - above) / above).abs() < 1e-9, "series {below} vs closed {above}");
+        assert!(
+            ((below - above) / above).abs() < 1e-9,
+            "series {below} vs closed {above}"
+        );
         let tiny = int_s_exp(1e-9, h);
-        assert!((tiny / (h * h / 2.0) - 1.0).abs() < SWITCH_REL_TOL * 1e3, "limit a->0 is h^2/2, got {tiny}");
+        assert!(
+            (tiny / (h * h / 2.0) - 1.0).abs() < SWITCH_REL_TOL * 1e3,
+            "limit a->0 is h^2/2, got {tiny}"
+        );
     }
 
     /// Against a fine numerical quadrature of the defining integral (Simpson, 20000
@@ -89,11 +95,25 @@ mod tests {
             }
             s * dx / 3.0
         };
-        for &(ts, tm, c, h) in &[(0.5, 10.0, 250.0, 0.1), (2.0, 10.0, 250.0, 0.1), (10.0, 10.0, 250.0, 0.1), (9.9999, 10.0, 250.0, 0.1), (0.3258, 10.0, 250.0, 1.0)] {
+        for &(ts, tm, c, h) in &[
+            (0.5, 10.0, 250.0, 0.1),
+            (2.0, 10.0, 250.0, 0.1),
+            (10.0, 10.0, 250.0, 0.1),
+            (9.9999, 10.0, 250.0, 0.1),
+            (0.3258, 10.0, 250.0, 1.0),
+        ] {
             let q_exp = simpson(&|s: f64| (-(h - s) / tm).exp() * (-s / ts).exp(), h) / c;
             let q_alpha = simpson(&|s: f64| (-(h - s) / tm).exp() * s * (-s / ts).exp(), h) / c;
-            assert!((p_exp(ts, tm, c, h) / q_exp - 1.0).abs() < 1e-10, "p_exp({ts},{tm}) {} vs {q_exp}", p_exp(ts, tm, c, h));
-            assert!((p_alpha_d(ts, tm, c, h) / q_alpha - 1.0).abs() < 1e-10, "p_alpha_d({ts},{tm}) {} vs {q_alpha}", p_alpha_d(ts, tm, c, h));
+            assert!(
+                (p_exp(ts, tm, c, h) / q_exp - 1.0).abs() < 1e-10,
+                "p_exp({ts},{tm}) {} vs {q_exp}",
+                p_exp(ts, tm, c, h)
+            );
+            assert!(
+                (p_alpha_d(ts, tm, c, h) / q_alpha - 1.0).abs() < 1e-10,
+                "p_alpha_d({ts},{tm}) {} vs {q_alpha}",
+                p_alpha_d(ts, tm, c, h)
+            );
         }
     }
 }

@@ -1,0 +1,133 @@
+//! The Poisson generator: rate and Fano factor of the events it delivers, measured at the
+//! ring buffers (no neuron in between).
+
+use bevy_ecs::prelude::*;
+use myelin::components::SynapticInput;
+use myelin::engine::{Dist, InputSpec, ParamValue, PopulationSpec, Selection};
+use myelin::engine::{NetworkSpec, RegistryAppExt, SimClock, SimStep, SimSystems, Simulation};
+use myelin::systems::inputs::PoissonGeneratorPlugin;
+use myelin::systems::neurons::IafPscDelta;
+
+#[derive(Resource)]
+struct Counts {
+    weight: f32,
+    /// Events per neuron per window.
+    windows: Vec<Vec<u32>>,
+    window_steps: u64,
+}
+
+/// Reads and clears this step's slot (the neuron update would), converting summed weight
+/// back to event counts.
+fn count_arrivals(
+    clock: Res<SimClock>,
+    mut rings: Query<&mut SynapticInput>,
+    mut counts: ResMut<Counts>,
+) {
+    let w = (clock.step / counts.window_steps) as usize;
+    for mut ring in &mut rings {
+        let n = ring.len();
+        if counts.windows.len() <= w {
+            counts.windows.push(vec![0; n]);
+        }
+        for i in 0..n {
+            let k = ring.index(i, 0, clock.step);
+            let events = (ring.data[k] / counts.weight).round() as u32;
+            ring.data[k] = 0.0;
+            counts.windows[w][i] += events;
+        }
+    }
+}
+
+fn spec(n: usize, rate: f64) -> NetworkSpec {
+    NetworkSpec {
+        dt: 0.1,
+        seed: 99,
+        populations: vec![PopulationSpec {
+            name: "P".into(),
+            size: n,
+            model: "iaf_psc_delta".into(),
+            params: Default::default(),
+            initial: [("V_m".to_string(), Dist::Constant(-70.0))].into(),
+        }],
+        projections: vec![],
+        inputs: vec![InputSpec {
+            model: "poisson_generator".into(),
+            target: "P".into(),
+            params: [
+                ("rate".to_string(), ParamValue::Number(rate)),
+                ("weight".to_string(), ParamValue::Number(0.5)),
+                ("delay".to_string(), ParamValue::Number(1.0)),
+            ]
+            .into(),
+            neurons: Selection::All,
+        }],
+        recorders: vec![],
+    }
+}
+
+/// Over 1,000 neurons x 20 windows of 100 ms at 50 Hz (5 expected events per window):
+/// - the mean count per window has standard error sqrt(5 / 20000) = 0.016; we allow 5 SE
+///   (false alarm below 1e-6);
+/// - the Fano factor (variance / mean over all windows) of a Poisson count is 1, with
+///   standard error about sqrt(2 / 20000) = 0.01 for large samples; we allow 5 SE;
+/// - counts of different neurons are independent: the mean pairwise correlation of
+///   neighbouring neurons' window counts is 0 with standard error 1/sqrt(999 * 20) = 0.007.
+#[test]
+fn poisson_rate_fano_factor_and_independence() {
+    let (n, rate, window_steps, windows) = (1000usize, 50.0, 1000u64, 20u64);
+    let mut sim = Simulation::new(0.1);
+    sim.add_plugins(PoissonGeneratorPlugin);
+    sim.app_mut().register_neuron_model::<IafPscDelta>();
+    sim.app_mut()
+        .add_systems(SimStep, count_arrivals.in_set(SimSystems::Integrate));
+    sim.world_mut().insert_resource(Counts {
+        weight: 0.5,
+        windows: Vec::new(),
+        window_steps,
+    });
+    sim.build(&spec(n, rate)).expect("valid spec");
+    // The first delay's worth of steps reads nothing yet; run past the last window so the
+    // events drawn in it have arrived.
+    sim.run_steps(window_steps * windows + 10);
+    let counts = sim.world().resource::<Counts>();
+    let all: Vec<f64> = counts.windows[..windows as usize]
+        .iter()
+        .flat_map(|w| w.iter().map(|&c| f64::from(c)))
+        .collect();
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    let var = all.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (all.len() - 1) as f64;
+    let expected = rate * 0.1; // events per 100 ms window
+    let se_mean = (expected / all.len() as f64).sqrt();
+    assert!(
+        (mean - expected).abs() < 5.0 * se_mean,
+        "mean count {mean} per window, expected {expected} (5 SE = {})",
+        5.0 * se_mean
+    );
+    let fano = var / mean;
+    assert!(
+        (fano - 1.0).abs() < 5.0 * (2.0 / all.len() as f64).sqrt(),
+        "Fano factor {fano}"
+    );
+    // Correlation of neighbours' window counts.
+    let w = &counts.windows[..windows as usize];
+    let mut corr_sum = 0.0;
+    for i in 0..n - 1 {
+        let a: Vec<f64> = w.iter().map(|c| f64::from(c[i])).collect();
+        let b: Vec<f64> = w.iter().map(|c| f64::from(c[i + 1])).collect();
+        let (ma, mb) = (
+            a.iter().sum::<f64>() / a.len() as f64,
+            b.iter().sum::<f64>() / b.len() as f64,
+        );
+        let cov: f64 = a.iter().zip(&b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let (va, vb): (f64, f64) = (
+            a.iter().map(|x| (x - ma).powi(2)).sum(),
+            b.iter().map(|y| (y - mb).powi(2)).sum(),
+        );
+        corr_sum += cov / (va * vb).sqrt();
+    }
+    let mean_corr = corr_sum / (n - 1) as f64;
+    assert!(
+        mean_corr.abs() < 5.0 / ((n - 1) as f64 * windows as f64).sqrt(),
+        "neighbouring neurons' counts correlate: {mean_corr}"
+    );
+}
