@@ -124,6 +124,19 @@ impl<'a> RingBlockMut<'a> {
         (&mut ex[..self.len], &mut rest[..self.len])
     }
 
+    /// Offset in the block's slot array of (arrival step, channel): add a block-local
+    /// neuron index to it. Compute once per batch of events that share both.
+    #[inline]
+    pub fn lane(&self, arrival: u64, ch: usize) -> usize {
+        ((arrival % self.slots as u64) as usize * CHANNELS + ch) * self.block
+    }
+
+    /// Adds `w` at `lane + j` (see [`Self::lane`]).
+    #[inline]
+    pub fn add_in_lane(&mut self, lane: usize, j: usize, w: f32) {
+        self.data[lane + j] += w;
+    }
+
     /// The whole slot array of the block, for kernels that add with a precomputed offset:
     /// element `(slot * CHANNELS + ch) * block + j`.
     #[inline]

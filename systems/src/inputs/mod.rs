@@ -8,7 +8,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityWorldMut;
 use myelin_components::{
     DcInput, ExternalCurrent, PoissonInput, RingBlockMut, SpikeGeneratorInput, StableId,
-    SynapticInput,
+    SynapticInput, channel_of,
 };
 use myelin_engine::rng::{PoissonTable, Purpose, Stream, poisson_tabulated};
 use myelin_engine::{
@@ -279,6 +279,7 @@ pub fn poisson_inputs(
     work.into_par_iter().for_each(|(mut ring, list)| {
         for &(p, id) in list {
             let first = ring.first;
+            let lane = ring.lane(step + u64::from(p.delay), channel_of(p.weight));
             for_each_selected(&p.neurons, first, ring.len, |j| {
                 let i = (first + j) as u32;
                 let k = poisson_tabulated(
@@ -287,7 +288,7 @@ pub fn poisson_inputs(
                     &p.cdf,
                 );
                 if k > 0 {
-                    ring.add(j, step + u64::from(p.delay), k as f32 * p.weight);
+                    ring.add_in_lane(lane, j, k as f32 * p.weight);
                 }
             });
         }
