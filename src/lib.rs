@@ -18,3 +18,5 @@ pub mod prelude {
     pub use myelin_systems::MyelinPlugins;
     pub use myelin_systems::neurons::NeuronModelPlugin;
 }
+
+pub mod analysis;

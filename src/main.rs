@@ -42,6 +42,26 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         backend: String,
     },
+    /// Analyse a run's spike recordings: rates, irregularity, synchrony; table, JSON, plots.
+    Analyze {
+        /// The run's output folder (holding recordings.h5).
+        out_dir: PathBuf,
+        /// Start of the window [ms] (excludes the transient).
+        #[arg(long, default_value_t = 500.0)]
+        from: f64,
+        /// End of the window [ms] [default: the end of the recording].
+        #[arg(long)]
+        to: Option<f64>,
+        /// Print the statistics as one JSON object keyed by population instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Include per-neuron rates and CVs in the JSON.
+        #[arg(long)]
+        per_neuron: bool,
+        /// Do not draw the figures.
+        #[arg(long)]
+        no_plots: bool,
+    },
     /// Validate a scene without running it.
     Check {
         /// The scene file (RON).
@@ -60,6 +80,7 @@ fn main() -> ExitCode {
             print!("{}", summary.table());
             Ok::<(), String>(())
         })(),
+        Command::Analyze { out_dir, from, to, json, per_neuron, no_plots } => analyze(&out_dir, from, to, json, per_neuron, !no_plots),
         Command::Check { scene } => check_scene(&scene, |_| {}).map_err(|e| e.to_string()).map(|l| {
             let neurons: usize = l.scene.populations.iter().map(|p| p.size).sum();
             println!(
@@ -82,4 +103,74 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `myelin analyze`: statistics per population over `[from, to)`, written to
+/// `OUT/analysis.json` and printed (table or JSON), figures into `OUT/plots/`.
+fn analyze(
+    dir: &std::path::Path,
+    from: f64,
+    to: Option<f64>,
+    json: bool,
+    per_neuron: bool,
+    plots: bool,
+) -> Result<(), String> {
+    use myelin::analysis;
+    let (trains, _dt) =
+        analysis::read_spikes(&dir.join("recordings.h5")).map_err(|e| e.to_string())?;
+    let summary: Option<serde_json::Value> = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let end = to
+        .or_else(|| summary.as_ref().and_then(|s| s["duration_ms"].as_f64()))
+        .or_else(|| {
+            trains
+                .iter()
+                .flat_map(|t| t.times.iter().copied())
+                .reduce(f64::max)
+        })
+        .unwrap_or(0.0);
+    let stats = analysis::analyze(&trains, from, end, true).map_err(|e| e.to_string())?;
+    let keyed = |with_arrays: bool| -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for s in &stats {
+            let mut v = serde_json::to_value(s).expect("stats serialise");
+            if !with_arrays && let Some(o) = v.as_object_mut() {
+                o.remove("rates_hz");
+                o.remove("cvs");
+            }
+            m.insert(s.population.clone(), v);
+        }
+        serde_json::Value::Object(m)
+    };
+    let file = dir.join("analysis.json");
+    let text = serde_json::to_string_pretty(
+        &serde_json::json!({ "from_ms": from, "to_ms": end, "populations": keyed(per_neuron) }),
+    )
+    .expect("json");
+    std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    if plots {
+        analysis::write_plots(&dir.join("plots"), &trains, &stats, from, end)?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&keyed(per_neuron)).expect("json")
+        );
+    } else {
+        print!("{}", analysis::table(&stats, from, end));
+        println!(
+            "written: {}{}",
+            file.display(),
+            if plots {
+                format!(
+                    ", {}/{{raster,rates_hist,rates_box}}.{{png,svg}}",
+                    dir.join("plots").display()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
