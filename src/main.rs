@@ -6,6 +6,25 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use myelin::runner::{RunOptions, check_scene, run_scene};
 
+/// `print!` to standard output that ignores a closed pipe (`myelin analyze | head` must not
+/// panic when `head` stops reading).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` counterpart of [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+mod cli;
+
 /// Myelin: simulate large spiking neural networks described in RON scenes.
 #[derive(Parser)]
 #[command(name = "myelin", version, about)]
@@ -41,6 +60,24 @@ enum Command {
         /// Backend that runs the kernels (cpu, or cuda when built with the `cuda` feature).
         #[arg(long, default_value = "cpu")]
         backend: String,
+        /// Write a checkpoint every MS of simulated time (and at the end).
+        #[arg(long, value_name = "MS")]
+        checkpoint_every: Option<f64>,
+        /// Folder of the checkpoints [default: OUT/checkpoints].
+        #[arg(long, value_name = "DIR", requires = "checkpoint_every")]
+        checkpoint_dir: Option<PathBuf>,
+        /// Number of checkpoints kept (the newest).
+        #[arg(long, value_name = "N", default_value_t = myelin::runner::DEFAULT_KEEP)]
+        keep: usize,
+    },
+    /// Continue a run from a checkpoint (a file, or a folder: its newest usable one).
+    Resume(cli::ResumeArgs),
+    /// Run a sweep of jobs (a grid of scene parameters times seeds), resumably.
+    Batch(cli::BatchArgs),
+    /// Show what a checkpoint, a recording or any HDF5 file holds.
+    Inspect {
+        /// The HDF5 file.
+        file: PathBuf,
     },
     /// Analyse a run's spike recordings: rates, irregularity, synchrony; table, JSON, plots.
     Analyze {
@@ -66,24 +103,33 @@ enum Command {
     Check {
         /// The scene file (RON).
         scene: PathBuf,
+        /// Print the validated scene as JSON (for tools such as the NEST adapter).
+        #[arg(long)]
+        json: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend } => (|| {
+        Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend, checkpoint_every, checkpoint_dir, keep } => (|| {
             let backend: myelin::engine::Backend = backend.parse().map_err(|e: myelin::engine::BackendError| e.to_string())?;
             backend.ensure_available().map_err(|e| e.to_string())?;
-            let opts = RunOptions { out, threads, seed, duration, overwrite, progress: !quiet };
+            let opts = RunOptions { out, threads, seed, duration, overwrite, progress: !quiet, checkpoint_every, checkpoint_dir, keep };
             let summary = run_scene(&scene, &opts, |_| {}).map_err(|e| e.to_string())?;
-            print!("{}", summary.table());
+            out!("{}", summary.table());
             Ok::<(), String>(())
         })(),
+        Command::Resume(args) => cli::resume(&args),
+        Command::Batch(args) => cli::batch(&args),
+        Command::Inspect { file } => cli::inspect(&file),
         Command::Analyze { out_dir, from, to, json, per_neuron, no_plots } => analyze(&out_dir, from, to, json, per_neuron, !no_plots),
-        Command::Check { scene } => check_scene(&scene, |_| {}).map_err(|e| e.to_string()).map(|l| {
+        Command::Check { scene, json: true } => check_scene(&scene, |_| {})
+            .map_err(|e| e.to_string())
+            .map(|l| outln!("{}", serde_json::to_string_pretty(&l.scene).expect("scenes serialise"))),
+        Command::Check { scene, json: false } => check_scene(&scene, |_| {}).map_err(|e| e.to_string()).map(|l| {
             let neurons: usize = l.scene.populations.iter().map(|p| p.size).sum();
-            println!(
+            outln!(
                 "{}: valid scene: {} populations ({} neurons), {} projections, {} inputs, {} recorders; dt {} ms, duration {} ms",
                 scene.display(),
                 l.scene.populations.len(),
@@ -153,13 +199,13 @@ fn analyze(
         analysis::write_plots(&dir.join("plots"), &trains, &stats, from, end)?;
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&keyed(per_neuron)).expect("json")
         );
     } else {
-        print!("{}", analysis::table(&stats, from, end));
-        println!(
+        out!("{}", analysis::table(&stats, from, end));
+        outln!(
             "written: {}{}",
             file.display(),
             if plots {

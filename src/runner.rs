@@ -1,16 +1,21 @@
 //! Running a scene from a file to an output folder: what `myelin run` does, callable from
 //! programs (and examples that add their own plugins).
 
+mod resume;
+mod session;
+pub mod sweep;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bevy_ecs::prelude::*;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use myelin_components::{Population, Spikes};
-use myelin_engine::{BuildError, BuildReport, PhaseTimers, SimSystems, Simulation};
-use myelin_io::{IoError, LoadedScene, RecordingWriter, RunMeta, SceneError, load_scene};
+use myelin_engine::{BuildError, Simulation};
+use myelin_io::checkpoint::CheckpointError;
+use myelin_io::{IoError, LoadedScene, SceneError, load_scene};
 use serde::Serialize;
+
+pub use resume::{ResumeOptions, find_checkpoint, resume_run};
+use session::{CheckpointPolicy, Session};
 
 /// Files a run writes into its output folder; a folder holding any of them holds a
 /// previous run's results.
@@ -31,7 +36,23 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// Show a progress bar on standard error (hidden when it is not a terminal).
     pub progress: bool,
+    /// Simulated time between checkpoints [ms] (none when `None`); a checkpoint is also
+    /// written at the end of the run.
+    pub checkpoint_every: Option<f64>,
+    /// Folder of the checkpoints (default `OUT/checkpoints`).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Number of checkpoints kept (the newest; default [`DEFAULT_KEEP`]).
+    pub keep: usize,
 }
+
+/// Checkpoints kept by default.
+pub const DEFAULT_KEEP: usize = 2;
+
+/// Name of the checkpoint folder inside the output folder.
+pub const CHECKPOINT_SUBDIR: &str = "checkpoints";
+
+/// Name of the lock file a running simulation holds in its output folder.
+pub const LOCK_FILE: &str = ".myelin.lock";
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -42,6 +63,9 @@ impl Default for RunOptions {
             duration: None,
             overwrite: false,
             progress: true,
+            checkpoint_every: None,
+            checkpoint_dir: None,
+            keep: DEFAULT_KEEP,
         }
     }
 }
@@ -81,6 +105,57 @@ pub enum RunError {
     /// An option is invalid.
     #[error("{0}")]
     Option(String),
+    /// Writing or reading a checkpoint failed.
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// A projection's warm start cannot be used.
+    #[error("{}: projections[{index}] (\"{name}\"): warm start: {message}", scene.display())]
+    WarmStart {
+        /// The scene file.
+        scene: PathBuf,
+        /// Index of the projection in the scene.
+        index: usize,
+        /// Name of the projection.
+        name: String,
+        /// What is wrong, naming the checkpoint file and both sizes.
+        message: String,
+    },
+    /// Another process is running a simulation into the same output folder.
+    #[error(
+        "output folder {} is in use by another myelin process (it holds {}); wait for it to end",
+        dir.display(),
+        dir.join(LOCK_FILE).display()
+    )]
+    InUse {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// The folder to write checkpoints to holds checkpoints of an earlier run.
+    #[error(
+        "checkpoint folder {} already holds checkpoints of an earlier run; continue it with `myelin resume {}`, or pass --overwrite to start over",
+        dir.display(),
+        dir.display()
+    )]
+    CheckpointsExist {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A run could not be resumed (nothing was simulated).
+    #[error("cannot resume from {}: {source}", from.display())]
+    Resume {
+        /// The checkpoint file or folder.
+        from: PathBuf,
+        /// Why.
+        source: Box<RunError>,
+    },
+}
+
+impl RunError {
+    /// Whether the error happened while setting up a resume, before anything was simulated
+    /// (a batch then starts the job over); not when another process holds the folder.
+    pub fn is_resume_setup(&self) -> bool {
+        matches!(self, Self::Resume { source, .. } if !matches!(**source, Self::InUse { .. }))
+    }
 }
 
 /// Per population results.
@@ -139,6 +214,19 @@ pub struct RunSummary {
     pub populations: Vec<PopulationSummary>,
     /// Output folder.
     pub out_dir: String,
+    /// Simulated time at which this process resumed the run from a checkpoint [ms]
+    /// (`None` for a run from the start).
+    pub resumed_from_ms: Option<f64>,
+    /// Checkpoints written by this process.
+    pub checkpoints_written: usize,
+    /// Wall time spent writing them [s].
+    pub checkpoint_s: f64,
+    /// Size of the last one [bytes].
+    pub checkpoint_bytes: u64,
+    /// The last checkpoint written.
+    pub last_checkpoint: Option<String>,
+    /// Checkpoints passed over because they were unusable (file and reason), newest first.
+    pub skipped_checkpoints: Vec<String>,
 }
 
 impl RunSummary {
@@ -166,7 +254,9 @@ impl RunSummary {
         let _ = writeln!(
             s,
             "simulation     {:.3} s for {} ms simulated: real-time factor {:.3}",
-            self.simulation_s, self.duration_ms, self.real_time_factor
+            self.simulation_s,
+            ms_text(self.duration_ms - self.resumed_from_ms.unwrap_or(0.0)),
+            self.real_time_factor
         );
         let phases: Vec<String> = self
             .phases_s
@@ -176,6 +266,18 @@ impl RunSummary {
             .collect();
         let _ = writeln!(s, "phases         {}", phases.join(", "));
         let _ = writeln!(s, "output         {}", self.out_dir);
+        if let Some(t) = self.resumed_from_ms {
+            let _ = writeln!(s, "resumed        from the checkpoint at {} ms", ms_text(t));
+        }
+        if let Some(last) = &self.last_checkpoint {
+            let _ = writeln!(
+                s,
+                "checkpoints    {} written in {:.3} s ({:.1} MiB each), last {last}",
+                self.checkpoints_written,
+                self.checkpoint_s,
+                mib(self.checkpoint_bytes as usize)
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -191,6 +293,12 @@ impl RunSummary {
         }
         s
     }
+}
+
+/// A time in ms without floating-point noise (at most 6 decimals, trailing zeros cut).
+fn ms_text(ms: f64) -> String {
+    let s = format!("{ms:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn mib(b: usize) -> f64 {
@@ -217,13 +325,31 @@ pub fn simulation_with(dt: f64, extend: impl FnOnce(&mut Simulation)) -> Simulat
     sim
 }
 
-/// Loads and validates a scene against the built-in models and those `extend` adds.
+/// Loads and validates a scene against the built-in models and those `extend` adds,
+/// including its warm starts (each checkpoint's projection is read, verified and checked
+/// against the scene's sizes).
+///
+/// A sweep file (see [`sweep`]) is checked too: every job scene it expands to is validated,
+/// and the base scene is returned.
 pub fn check_scene(
     path: &Path,
     extend: impl FnOnce(&mut Simulation),
 ) -> Result<LoadedScene, RunError> {
     let sim = simulation_with(0.1, extend);
-    Ok(load_scene(path, sim.registry())?)
+    let loaded = if is_sweep_file(path) {
+        let exp = sweep::load(path).map_err(RunError::Option)?;
+        sweep::validate(&exp, sim.registry()).map_err(RunError::Option)?;
+        load_scene(&exp.base, sim.registry())?
+    } else {
+        load_scene(path, sim.registry())?
+    };
+    resume::warm_starts(&loaded, &loaded.scene)?;
+    Ok(loaded)
+}
+
+/// Whether the file at `path` is a sweep file (an unreadable file is not).
+fn is_sweep_file(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| sweep::is_sweep(&t))
 }
 
 /// Refuses an output folder that holds a previous run's results (unless `overwrite`).
@@ -242,22 +368,33 @@ pub fn check_output_dir(dir: &Path, overwrite: bool) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Simulated time between progress updates and recording flushes [ms].
-const CHUNK_MS: f64 = 10.0;
-
 /// Runs the scene at `path` with the built-in plugins and those `extend` adds: loads and
-/// validates it, builds the network, simulates with a progress bar, writes recordings to
+/// validates it, builds the network (taking warm-started projections from their
+/// checkpoints), simulates with a progress bar, writes recordings to
 /// `OUT/recordings.h5`, the summary to `OUT/summary.json` and a copy of the scene to
-/// `OUT/scene.ron`. Results of an earlier run in `OUT` are refused unless
-/// `opts.overwrite`; they are replaced only once the new run has finished.
+/// `OUT/scene.ron`, and, with `opts.checkpoint_every`, checkpoints along the way. Results
+/// of an earlier run in `OUT` are refused unless `opts.overwrite`; they are replaced only
+/// once the new run has finished.
 pub fn run_scene(
     path: &Path,
     opts: &RunOptions,
     extend: impl Fn(&mut Simulation) + Sync,
 ) -> Result<RunSummary, RunError> {
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    in_pool(opts.threads, |threads| {
+        run_in_pool(path, opts, threads, &extend)
+    })
+}
+
+/// Runs `f` in a rayon pool of `threads` threads (default: all cores).
+fn in_pool<T>(
+    threads: Option<usize>,
+    f: impl FnOnce(usize) -> Result<T, RunError> + Send,
+) -> Result<T, RunError>
+where
+    T: Send,
+{
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(RunError::Option("--threads must be at least 1".into()));
     }
@@ -265,7 +402,7 @@ pub fn run_scene(
         .num_threads(threads)
         .build()
         .map_err(|e| RunError::Option(format!("cannot start {threads} threads: {e}")))?;
-    pool.install(|| run_in_pool(path, opts, threads, &extend))
+    pool.install(|| f(threads))
 }
 
 fn run_in_pool(
@@ -274,141 +411,114 @@ fn run_in_pool(
     threads: usize,
     extend: &(dyn Fn(&mut Simulation) + Sync),
 ) -> Result<RunSummary, RunError> {
-    let loaded = check_scene(path, extend)?;
+    if is_sweep_file(path) {
+        return Err(RunError::Option(format!(
+            "{} is a sweep file; run it with `myelin batch {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let loaded = load_scene(path, simulation_with(0.1, extend).registry())?;
     let mut scene = loaded.scene.clone();
     if let Some(s) = opts.seed {
         scene.seed = s;
     }
     if let Some(d) = opts.duration {
-        if !(d > 0.0 && d.is_finite()) {
-            return Err(RunError::Option(format!(
-                "--duration {d} ms must be positive"
-            )));
-        }
+        check_duration(d)?;
         scene.duration = d;
     }
     let stem = path
         .file_stem()
         .map_or_else(|| "scene".to_string(), |s| s.to_string_lossy().into_owned());
-    let scene_name = scene.name.clone().unwrap_or_else(|| stem.clone());
     let out = opts
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&stem));
     check_output_dir(&out, opts.overwrite)?;
-    std::fs::create_dir_all(&out).map_err(|source| RunError::Fs {
-        what: "cannot create output folder",
-        path: out.clone(),
-        source,
-    })?;
-
+    create_dir(&out)?;
+    let lock = lock_output(&out)?;
+    let policy = CheckpointPolicy::new(
+        opts.checkpoint_every,
+        opts.checkpoint_dir.clone(),
+        opts.keep,
+        &out,
+        scene.dt,
+    )?;
+    if let Some(p) = &policy {
+        p.prepare_fresh(opts.overwrite)?;
+    }
     let mut sim = simulation_with(scene.dt, extend);
+    let supplied = resume::warm_starts(&loaded, &scene)?;
+    if !supplied.0.is_empty() {
+        sim.world_mut().insert_resource(supplied);
+    }
     let t0 = Instant::now();
-    let report: BuildReport = sim.build(&scene.network())?;
+    let report = sim.build(&scene.network())?;
     let construction_s = t0.elapsed().as_secs_f64();
-
-    let meta = RunMeta {
-        scene_name: scene_name.clone(),
-        scene_hash: loaded.hash.clone(),
-        seed: scene.seed,
-        dt: scene.dt,
-        myelin_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let mut writer = RecordingWriter::create(&out.join("recordings.h5"), &meta)?;
-
-    let total = sim.clock().steps(scene.duration);
-    let chunk = sim.clock().steps(CHUNK_MS).max(1);
-    let bar = if opts.progress {
-        ProgressBar::new(total)
-    } else {
-        ProgressBar::hidden()
-    };
-    if !opts.progress {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(ProgressStyle::with_template("{bar:40} {msg}").expect("valid template"));
-    let t1 = Instant::now();
-    let mut done = 0;
-    while done < total {
-        let n = chunk.min(total - done);
-        sim.run_steps(n);
-        done += n;
-        writer.flush(sim.world_mut())?;
-        let wall = t1.elapsed().as_secs_f64();
-        let simulated = done as f64 * scene.dt;
-        bar.set_position(done);
-        bar.set_message(format!(
-            "{simulated:.1}/{:.1} ms simulated, {wall:.1} s wall, real-time factor {:.2}",
-            scene.duration,
-            wall / (simulated / 1000.0)
-        ));
-    }
-    let simulation_s = t1.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    writer.finish()?;
-
-    let duration_ms = total as f64 * scene.dt;
-    let world = sim.world_mut();
-    let mut pops: Vec<(u64, PopulationSummary)> = world
-        .query::<(&Population, &Spikes)>()
-        .iter(world)
-        .map(|(p, s)| {
-            let rate = if duration_ms > 0.0 {
-                s.total as f64 / p.size as f64 / (duration_ms / 1000.0)
-            } else {
-                0.0
-            };
-            (
-                p.first_id,
-                PopulationSummary {
-                    name: p.name.clone(),
-                    neurons: p.size,
-                    spikes: s.total,
-                    rate_hz: rate,
-                },
-            )
-        })
-        .collect();
-    pops.sort_by_key(|(id, _)| *id);
-    let timers = world.resource::<PhaseTimers>();
-    let phases_s = SimSystems::ALL
-        .iter()
-        .map(|&p| (p.name().to_string(), timers.get(p).as_secs_f64()))
-        .collect();
-    let summary = RunSummary {
-        scene: scene_name,
-        scene_file: path.display().to_string(),
-        scene_hash: loaded.hash.clone(),
-        seed: scene.seed,
-        dt_ms: scene.dt,
-        duration_ms,
+    let end_step = sim.clock().steps(scene.duration);
+    let mut session = Session::fresh(
+        sim,
+        &loaded,
+        &scene,
+        out,
+        end_step,
+        policy,
         threads,
-        neurons: report.neurons,
-        synapses: report.synapses,
-        synapse_bytes: report.synapse_bytes,
-        ring_bytes: report.ring_bytes,
+        lock,
+        report,
         construction_s,
-        create_s: report.create_s,
-        connect_s: report.connect_s,
-        prepare_s: report.prepare_s,
-        simulation_s,
-        real_time_factor: if duration_ms > 0.0 {
-            simulation_s / (duration_ms / 1000.0)
-        } else {
-            0.0
-        },
-        phases_s,
-        populations: pops.into_iter().map(|(_, p)| p).collect(),
-        out_dir: out.display().to_string(),
-    };
-    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    write_atomic(&out.join("summary.json"), json.as_bytes())?;
-    write_atomic(&out.join("scene.ron"), loaded.source.as_bytes())?;
-    Ok(summary)
+    )?;
+    session.simulate(opts.progress)?;
+    session.finish()
+}
+
+/// Checks a `--duration` value [ms].
+fn check_duration(d: f64) -> Result<(), RunError> {
+    if !(d > 0.0 && d.is_finite()) {
+        return Err(RunError::Option(format!(
+            "--duration {d} ms must be positive"
+        )));
+    }
+    Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Fs {
+        what: "cannot create output folder",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Takes the exclusive lock of an output folder (held until the returned file is dropped
+/// or the process ends), refusing a folder another process is writing into.
+pub fn lock_output(dir: &Path) -> Result<std::fs::File, RunError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| RunError::Fs {
+            what: "cannot create the lock file",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RunError::InUse {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(RunError::Fs {
+            what: "cannot lock",
+            path,
+            source,
+        }),
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, bytes).map_err(|source| RunError::Fs {
         what: "cannot write",

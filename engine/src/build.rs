@@ -1,12 +1,12 @@
 //! Instantiation of a network description as entities.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
     Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
-    SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput, block_count,
+    SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock, SynapticInput, block_count,
 };
 
 use crate::construct::{RuleContext, build_connectivity};
@@ -33,6 +33,84 @@ pub struct PopulationIndex {
 pub struct DeliveryPlan {
     /// `(target population, incoming projections)`.
     pub incoming: Vec<(Entity, Vec<Entity>)>,
+}
+
+/// Connectivity supplied instead of drawn: the hook used to restore a checkpoint and to
+/// warm-start projections from one.
+///
+/// Insert it as a resource before building; [`build_network`] takes it out of the world
+/// and, for every projection index (scene order) it holds, uses that connectivity instead
+/// of drawing one with the projection's rule. Each supplied connectivity is checked
+/// against the scene ([`check_connectivity`]); a mismatch is a [`BuildError::Spec`] at the
+/// projection.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct SuppliedConnectivity(pub BTreeMap<usize, Connectivity>);
+
+/// Checks that `conn` is a well-formed connectivity from `n_source` neurons onto
+/// `n_target` neurons in blocks of `block`: one block per target block, `n_source + 1`
+/// ascending row pointers per block ending at the block's synapse count, equal-length
+/// synapse arrays, block-local targets inside their block and delays of at least one
+/// step. Returns the longest delay [steps]; the error says what does not fit.
+pub fn check_connectivity(
+    conn: &Connectivity,
+    n_source: usize,
+    n_target: usize,
+    block: usize,
+) -> Result<u16, String> {
+    if conn.n_source != n_source {
+        return Err(format!(
+            "it has {} source neurons, the source population has {n_source}",
+            conn.n_source
+        ));
+    }
+    let blocks = n_target.div_ceil(block);
+    if conn.blocks.len() != blocks {
+        return Err(format!(
+            "it has {} target blocks, a target population of {n_target} has {blocks}",
+            conn.blocks.len()
+        ));
+    }
+    let mut max_delay = 1u16;
+    for (b, blk) in conn.blocks.iter().enumerate() {
+        let len = block.min(n_target - b * block);
+        max_delay =
+            max_delay.max(check_block(blk, n_source, len).map_err(|m| format!("block {b}: {m}"))?);
+    }
+    Ok(max_delay)
+}
+
+/// [`check_connectivity`] for one block of `len` targets; returns its longest delay.
+fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, String> {
+    let n = blk.target.len();
+    if blk.weight.len() != n || blk.delay.len() != n {
+        return Err(format!(
+            "{n} targets but {} weights and {} delays",
+            blk.weight.len(),
+            blk.delay.len()
+        ));
+    }
+    if blk.row_ptr.len() != n_source + 1 {
+        return Err(format!(
+            "{} row pointers for {n_source} source neurons (expected {})",
+            blk.row_ptr.len(),
+            n_source + 1
+        ));
+    }
+    if blk.row_ptr.first() != Some(&0) || blk.row_ptr.last().map(|&x| x as usize) != Some(n) {
+        return Err(format!(
+            "row pointers must run from 0 to the synapse count {n}"
+        ));
+    }
+    if blk.row_ptr.windows(2).any(|w| w[0] > w[1]) {
+        return Err("row pointers are not ascending".into());
+    }
+    if let Some(&t) = blk.target.iter().find(|&&t| usize::from(t) >= len) {
+        return Err(format!("target {t} is outside the block of {len} neurons"));
+    }
+    if blk.delay.contains(&0) {
+        return Err("a delay of 0 steps (delays are at least one step)".into());
+    }
+    Ok(blk.delay.iter().copied().max().unwrap_or(1))
 }
 
 /// What was built, and how long each construction phase took.
@@ -65,6 +143,19 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         return Err(BuildError::Spec(errs));
     }
     let (dt, seed) = (spec.dt, spec.seed);
+    let mut supplied = world
+        .remove_resource::<SuppliedConnectivity>()
+        .unwrap_or_default()
+        .0;
+    if let Some(&k) = supplied.keys().find(|&&k| k >= spec.projections.len()) {
+        return Err(BuildError::Spec(vec![crate::SpecError::new(
+            crate::SpecPath::item("projections", k),
+            format!(
+                "connectivity is supplied for projection {k}, but the network has {} projections",
+                spec.projections.len()
+            ),
+        )]));
+    }
     let mut report = BuildReport::default();
 
     let t0 = Instant::now();
@@ -133,9 +224,27 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             seed,
             projection: k as u32,
         };
-        let r = (rule.create)(&params, &ctx);
-        let conn: Connectivity =
-            build_connectivity(r.as_ref(), &ctx, &j.weight, &j.delay, dt, DELIVERY_BLOCK);
+        let conn: Connectivity = match supplied.remove(&k) {
+            Some(mut conn) => {
+                conn.max_delay = check_connectivity(
+                    &conn,
+                    ctx.n_source as usize,
+                    ctx.n_target as usize,
+                    DELIVERY_BLOCK,
+                )
+                .map_err(|m| {
+                    BuildError::Spec(vec![crate::SpecError::new(
+                        crate::SpecPath::item("projections", k),
+                        format!("the supplied connectivity does not fit: {m}"),
+                    )])
+                })?;
+                conn
+            }
+            None => {
+                let r = (rule.create)(&params, &ctx);
+                build_connectivity(r.as_ref(), &ctx, &j.weight, &j.delay, dt, DELIVERY_BLOCK)
+            }
+        };
         report.synapses += conn.len();
         report.synapse_bytes += conn.memory_bytes();
         let (source, target) = (index.by_name[&j.source], index.by_name[&j.target]);

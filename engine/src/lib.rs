@@ -15,13 +15,17 @@ mod sim;
 mod validate;
 
 pub use backend::{Backend, BackendError};
-pub use build::{BuildReport, DeliveryPlan, PopulationIndex, build_network};
+pub use build::{
+    BuildReport, DeliveryPlan, PopulationIndex, SuppliedConnectivity, build_network,
+    check_connectivity,
+};
 pub use clock::{RunSeed, SimClock};
 pub use construct::{ConnectionRule, RuleContext, build_connectivity, delay_steps};
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
 pub use model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
 pub use network::{
     Dist, InputSpec, NetworkSpec, PopulationSpec, ProjectionSpec, RecorderSpec, Selection,
+    WarmStart,
 };
 pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
 pub use registry::{InputEntry, ModelRegistry, NeuronEntry, RegistryAppExt, RuleEntry};

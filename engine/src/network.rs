@@ -75,6 +75,23 @@ pub struct ProjectionSpec {
     pub weight: Dist,
     /// Delay distribution [ms], rounded to steps; every delay must be at least one step.
     pub delay: Dist,
+    /// Take the synapses (sources, targets, weights, delays) from a checkpoint instead of
+    /// drawing them with `rule`, `weight` and `delay` (which are still validated).
+    #[serde(default)]
+    pub warm_start: Option<WarmStart>,
+}
+
+/// Where a warm-started projection takes its connectivity: a projection of a Myelin
+/// checkpoint (e.g. a network trained in an earlier run). The checkpoint's source and
+/// target population sizes, time step and block size must match the scene's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "WarmStart", deny_unknown_fields)]
+pub struct WarmStart {
+    /// The checkpoint file (HDF5); a relative path is taken from the scene file's folder.
+    pub checkpoint: String,
+    /// The projection's name in the checkpoint (default: this projection's name).
+    #[serde(default)]
+    pub projection: Option<String>,
 }
 
 /// A stimulation device attached to a target population.

@@ -69,6 +69,12 @@ pub enum IoError {
     },
 }
 
+/// How many rows each recorder has written to a recording, by label: spikes for a spike
+/// recorder, samples for a state recorder. A checkpoint stores it so that a resumed run
+/// can cut the recording back to the checkpoint's moment before appending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecorderPositions(pub BTreeMap<String, u64>);
+
 struct SpikeOut {
     times: Dataset,
     senders: Dataset,
@@ -183,6 +189,211 @@ impl RecordingWriter {
             w.group(&root, "state")?;
         }
         Ok(w)
+    }
+
+    /// Reopens the recording of an interrupted (or finished) run to continue it: opens
+    /// `FINAL.partial`, or renames `FINAL` to it first when only the finished file exists;
+    /// checks that it belongs to the run of `meta` (scene hash, seed, time step); cuts every
+    /// recorder's datasets back to its row count in `positions` (the rows written after
+    /// the checkpoint are dropped) and continues appending after them. Recorders of `world`
+    /// without a group yet get one at the next [`flush`](Self::flush).
+    pub fn resume(
+        final_path: &Path,
+        meta: &RunMeta,
+        positions: &RecorderPositions,
+        world: &mut World,
+    ) -> Result<Self, IoError> {
+        let partial = partial_path(final_path);
+        if !partial.exists() && final_path.exists() {
+            std::fs::rename(final_path, &partial).map_err(|source| IoError::Fs {
+                file: final_path.to_path_buf(),
+                op: format!("rename it to {} to continue it", partial.display()),
+                source,
+            })?;
+        }
+        if !partial.exists() {
+            return Err(IoError::Invalid {
+                file: partial,
+                message: format!(
+                    "neither this file nor {} exists: the run's recording is missing",
+                    final_path.display()
+                ),
+            });
+        }
+        let file = File::open_rw(&partial).map_err(|source| IoError::Hdf5 {
+            file: partial.clone(),
+            op: "open the recording to continue it (it may be damaged)".into(),
+            source,
+        })?;
+        let mut w = Self {
+            file: Some(file),
+            partial,
+            final_path: final_path.to_path_buf(),
+            spikes: HashMap::new(),
+            states: HashMap::new(),
+            labels: BTreeMap::new(),
+        };
+        w.check_run(meta)?;
+        w.reattach(positions, world)?;
+        Ok(w)
+    }
+
+    /// Checks that the open file's root attributes name the run of `meta`.
+    fn check_run(&self, meta: &RunMeta) -> Result<(), IoError> {
+        let root = self.root()?;
+        let read_str = |name: &str| {
+            root.attr(name)
+                .and_then(|a| a.read_scalar::<VarLenUnicode>())
+                .map(|v| v.as_str().to_string())
+        };
+        let hash = self.h5(
+            || "read attribute scene_hash of /".into(),
+            read_str("scene_hash"),
+        )?;
+        let seed = self.h5(
+            || "read attribute seed of /".into(),
+            root.attr("seed").and_then(|a| a.read_scalar::<u64>()),
+        )?;
+        let dt = self.h5(
+            || "read attribute dt of /".into(),
+            root.attr("dt").and_then(|a| a.read_scalar::<f64>()),
+        )?;
+        if hash != meta.scene_hash || seed != meta.seed || dt != meta.dt {
+            return Err(self.invalid(format!(
+                "the recording belongs to another run (scene hash {hash}, seed {seed}, dt {dt} ms; \
+                 the checkpoint's run has scene hash {}, seed {}, dt {} ms)",
+                meta.scene_hash, meta.seed, meta.dt
+            )));
+        }
+        Ok(())
+    }
+
+    /// Attaches every recorder of `world` to its existing group, cut back to its position.
+    fn reattach(
+        &mut self,
+        positions: &RecorderPositions,
+        world: &mut World,
+    ) -> Result<(), IoError> {
+        let root = self.root()?;
+        let mut q = world.query::<(Entity, &SpikeRecorder)>();
+        let spikes: Vec<(Entity, String)> =
+            q.iter(world).map(|(e, r)| (e, r.label.clone())).collect();
+        let mut q = world.query::<(Entity, &StateRecorder)>();
+        let states: Vec<(Entity, String, usize)> = q
+            .iter(world)
+            .map(|(e, r)| (e, r.label.clone(), r.neurons.len()))
+            .collect();
+        for (entity, label) in spikes {
+            let at = format!("/spikes/{label}");
+            let rows = self.position(positions, &label, &root, &at)?;
+            let Some(rows) = rows else { continue };
+            let g = self.h5(|| format!("open group {at}"), root.group(&at))?;
+            let times = self.h5(|| format!("open {at}/times"), g.dataset("times"))?;
+            let senders = self.h5(|| format!("open {at}/senders"), g.dataset("senders"))?;
+            self.cut_1d(&times, &format!("{at}/times"), rows)?;
+            self.cut_1d(&senders, &format!("{at}/senders"), rows)?;
+            self.labels.insert(label, entity);
+            self.spikes.insert(
+                entity,
+                SpikeOut {
+                    times,
+                    senders,
+                    len: rows,
+                },
+            );
+        }
+        for (entity, label, n) in states {
+            let at = format!("/state/{label}");
+            let rows = self.position(positions, &label, &root, &at)?;
+            let Some(rows) = rows else { continue };
+            let g = self.h5(|| format!("open group {at}"), root.group(&at))?;
+            let times = self.h5(|| format!("open {at}/times"), g.dataset("times"))?;
+            let values = self.h5(|| format!("open {at}/values"), g.dataset("values"))?;
+            self.cut_1d(&times, &format!("{at}/times"), rows)?;
+            let shape = values.shape();
+            if shape.len() != 2 || shape[1] != n || shape[0] < rows {
+                return Err(self.invalid(format!(
+                    "{at}/values has shape {shape:?}, but the checkpoint expects at least {rows} samples of {n} neurons"
+                )));
+            }
+            self.h5(
+                || format!("cut {at}/values back to {rows} samples"),
+                values.resize((rows, n)),
+            )?;
+            self.labels.insert(label, entity);
+            self.states.insert(
+                entity,
+                StateOut {
+                    times,
+                    values,
+                    n_neurons: n,
+                    len: rows,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The position of recorder `label`: `Some(rows)` when its group exists, `None` when it
+    /// has none yet (then the checkpoint must not claim rows for it).
+    fn position(
+        &self,
+        positions: &RecorderPositions,
+        label: &str,
+        root: &Group,
+        at: &str,
+    ) -> Result<Option<usize>, IoError> {
+        let rows = positions.0.get(label).copied().unwrap_or(0);
+        if root.link_exists(at.trim_start_matches('/')) {
+            return Ok(Some(rows as usize));
+        }
+        if rows > 0 {
+            return Err(self.invalid(format!(
+                "the checkpoint says recorder \"{label}\" wrote {rows} rows, but the recording has no group {at}"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Cuts a growing 1-D dataset back to `rows` elements (it must hold at least as many).
+    fn cut_1d(&self, ds: &Dataset, at: &str, rows: usize) -> Result<(), IoError> {
+        let len = ds.shape().first().copied().unwrap_or(0);
+        if len < rows {
+            return Err(self.invalid(format!(
+                "{at} holds {len} rows, fewer than the {rows} the checkpoint says were written"
+            )));
+        }
+        self.h5(|| format!("cut {at} back to {rows} rows"), ds.resize(rows))
+    }
+
+    /// Rows written so far by every recorder the writer has seen, by label.
+    pub fn positions(&self) -> RecorderPositions {
+        let mut out = BTreeMap::new();
+        for (label, e) in &self.labels {
+            let rows = self
+                .spikes
+                .get(e)
+                .map(|o| o.len)
+                .or_else(|| self.states.get(e).map(|o| o.len))
+                .unwrap_or(0);
+            out.insert(label.clone(), rows as u64);
+        }
+        RecorderPositions(out)
+    }
+
+    /// Makes what was flushed durable: asks the operating system to write the file to
+    /// disk (call after [`flush`](Self::flush), before a checkpoint refers to it).
+    pub fn sync(&self) -> Result<(), IoError> {
+        let f = std::fs::File::open(&self.partial).map_err(|source| IoError::Fs {
+            file: self.partial.clone(),
+            op: "open to sync".into(),
+            source,
+        })?;
+        f.sync_all().map_err(|source| IoError::Fs {
+            file: self.partial.clone(),
+            op: "sync to disk".into(),
+            source,
+        })
     }
 
     /// The path being written (`FINAL.partial`).
