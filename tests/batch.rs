@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{myelin, run, scene, stderr};
-use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+use common::{datasets, myelin, run, scene, stderr};
 
 /// Four jobs (two values of E's membrane time constant, two seeds) of 60 ms of mixed.ron,
 /// checkpointed every 15 ms.
@@ -47,47 +46,6 @@ fn batch(sweep: &Path, out: &Path) -> Output {
 }
 
 /// Every dataset of a recording as bytes, by path and shape.
-fn datasets(path: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(g: &hdf5::Group, at: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut names = g.member_names().unwrap();
-        names.sort();
-        for name in names {
-            let p = format!("{at}/{name}");
-            if let Ok(sub) = g.group(&name) {
-                walk(&sub, &p, out);
-                continue;
-            }
-            let ds = g.dataset(&name).unwrap();
-            let bytes: Vec<u8> = match ds.dtype().unwrap().to_descriptor().unwrap() {
-                TypeDescriptor::Float(FloatSize::U8) => ds
-                    .read_raw::<f64>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                TypeDescriptor::Float(FloatSize::U4) => ds
-                    .read_raw::<f32>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                TypeDescriptor::Unsigned(IntSize::U4) => ds
-                    .read_raw::<u32>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                other => panic!("{p}: unexpected type {other}"),
-            };
-            out.push((format!("{p} {:?}", ds.shape()), bytes));
-        }
-    }
-    let f = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    walk(&f, "", &mut out);
-    out
-}
-
 fn manifest(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
 }

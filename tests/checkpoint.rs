@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{myelin, run, scene, stderr};
-use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+use common::{datasets, myelin, run, scene, stderr};
 use myelin::io::checkpoint::{checkpoint_file_name, list_checkpoints, read_checkpoint};
 
 /// Runs `myelin ARGS`, asserting success.
@@ -45,46 +43,6 @@ fn run_mixed(out: &Path, extra: &[&str]) {
     let mut args = vec!["run", s(&sc), "--out", s(out), "--quiet", "--threads", "2"];
     args.extend_from_slice(extra);
     ok(&args);
-}
-
-/// Every dataset of an HDF5 file as little-endian bytes, by path.
-fn datasets(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(g: &hdf5::Group, at: &str, out: &mut BTreeMap<String, Vec<u8>>) {
-        for name in g.member_names().unwrap() {
-            let p = format!("{at}/{name}");
-            if let Ok(sub) = g.group(&name) {
-                walk(&sub, &p, out);
-                continue;
-            }
-            let ds = g.dataset(&name).unwrap();
-            let bytes: Vec<u8> = match ds.dtype().unwrap().to_descriptor().unwrap() {
-                TypeDescriptor::Float(FloatSize::U8) => ds
-                    .read_raw::<f64>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                TypeDescriptor::Float(FloatSize::U4) => ds
-                    .read_raw::<f32>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                TypeDescriptor::Unsigned(IntSize::U4) => ds
-                    .read_raw::<u32>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-                other => panic!("{p}: unexpected type {other}"),
-            };
-            out.insert(format!("{p} {:?}", ds.shape()), bytes);
-        }
-    }
-    let f = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = BTreeMap::new();
-    walk(&f, "", &mut out);
-    out
 }
 
 /// Asserts that two run folders hold bit-identical recordings and the same spike counts.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -46,4 +47,44 @@ pub fn read_spikes(file: &Path, label: &str) -> (Vec<f64>, Vec<u32>) {
         .read_raw::<u32>()
         .expect("read senders");
     (t, s)
+}
+
+/// Every dataset of an HDF5 file as little-endian bytes, by path.
+pub fn datasets(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(g: &hdf5::Group, at: &str, out: &mut BTreeMap<String, Vec<u8>>) {
+        for name in g.member_names().unwrap() {
+            let p = format!("{at}/{name}");
+            if let Ok(sub) = g.group(&name) {
+                walk(&sub, &p, out);
+                continue;
+            }
+            let ds = g.dataset(&name).unwrap();
+            let bytes: Vec<u8> = match ds.dtype().unwrap().to_descriptor().unwrap() {
+                hdf5::types::TypeDescriptor::Float(hdf5::types::FloatSize::U8) => ds
+                    .read_raw::<f64>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                hdf5::types::TypeDescriptor::Float(hdf5::types::FloatSize::U4) => ds
+                    .read_raw::<f32>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                hdf5::types::TypeDescriptor::Unsigned(hdf5::types::IntSize::U4) => ds
+                    .read_raw::<u32>()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+                other => panic!("{p}: unexpected type {other}"),
+            };
+            out.insert(format!("{p} {:?}", ds.shape()), bytes);
+        }
+    }
+    let f = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = BTreeMap::new();
+    walk(&f, "", &mut out);
+    out
 }
