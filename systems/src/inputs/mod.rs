@@ -10,7 +10,9 @@ use myelin_components::{
     DcInput, ExternalCurrent, PoissonInput, RingBlockMut, SpikeGeneratorInput, StableId,
     SynapticInput, channel_of,
 };
-use myelin_engine::rng::{PoissonTable, Purpose, Stream, poisson_tabulated};
+use myelin_engine::rng::{
+    LANES, PoissonTable, Purpose, Stream, poisson_from_uniform, poisson_tabulated, uniforms_lanes,
+};
 use myelin_engine::{
     InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
     SimClock, SimStep, SimSystems, delay_steps,
@@ -280,6 +282,31 @@ pub fn poisson_inputs(
         for &(p, id) in list {
             let first = ring.first;
             let lane = ring.lane(step + u64::from(p.delay), channel_of(p.weight));
+            if p.neurons.is_none() && !p.cdf.is_empty() {
+                // Every neuron of the block: draw LANES neurons' uniforms at once (the same
+                // numbers as one stream per neuron), then the tail one by one.
+                let full = ring.len - ring.len % LANES;
+                for j0 in (0..full).step_by(LANES) {
+                    let us = uniforms_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, step);
+                    for (l, &u) in us.iter().enumerate() {
+                        let k = poisson_from_uniform(u, &p.cdf);
+                        if k > 0 {
+                            ring.add_in_lane(lane, j0 + l, k as f32 * p.weight);
+                        }
+                    }
+                }
+                for j in full..ring.len {
+                    let k = poisson_tabulated(
+                        &mut Stream::new(seed, Purpose::Poisson, id, (first + j) as u32, step),
+                        p.lambda,
+                        &p.cdf,
+                    );
+                    if k > 0 {
+                        ring.add_in_lane(lane, j, k as f32 * p.weight);
+                    }
+                }
+                continue;
+            }
             for_each_selected(&p.neurons, first, ring.len, |j| {
                 let i = (first + j) as u32;
                 let k = poisson_tabulated(
