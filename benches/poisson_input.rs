@@ -9,7 +9,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use myelin::engine::rng::{LANES, PoissonTable, Purpose, Stream, poisson_from_uniform, poisson_tabulated, uniforms_lanes};
+use myelin::engine::rng::{
+    LANES, PoissonTable, Purpose, Stream, poisson_from_uniform, poisson_tabulated, uniforms_lanes,
+};
 
 const NEURONS: u32 = 12_500;
 /// Brunel: 20 kHz per neuron, dt = 0.1 ms.
@@ -22,7 +24,11 @@ fn poisson(c: &mut Criterion) {
         b.iter(|| {
             let mut total = 0u32;
             for i in 0..NEURONS {
-                total += poisson_tabulated(&mut Stream::new(7, Purpose::Poisson, 1, i, black_box(1000)), LAMBDA, &cdf);
+                total += poisson_tabulated(
+                    &mut Stream::new(7, Purpose::Poisson, 1, i, black_box(1000)),
+                    LAMBDA,
+                    &cdf,
+                );
             }
             total
         })
