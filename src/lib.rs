@@ -20,3 +20,4 @@ pub mod prelude {
 }
 
 pub mod analysis;
+pub mod bench;

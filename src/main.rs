@@ -99,6 +99,8 @@ enum Command {
         #[arg(long)]
         no_plots: bool,
     },
+    /// Benchmark a suite (records in a store), or compare and plot stored results.
+    Bench(myelin::bench::cli::BenchArgs),
     /// Validate a scene without running it.
     Check {
         /// The scene file (RON).
@@ -123,6 +125,11 @@ fn main() -> ExitCode {
         Command::Resume(args) => cli::resume(&args),
         Command::Batch(args) => cli::batch(&args),
         Command::Inspect { file } => cli::inspect(&file),
+        Command::Bench(args) => match myelin::bench::cli::main(&args) {
+            Ok(0) => Ok(()),
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e.to_string()),
+        },
         Command::Analyze { out_dir, from, to, json, per_neuron, no_plots } => analyze(&out_dir, from, to, json, per_neuron, !no_plots),
         Command::Check { scene, json: true } => check_scene(&scene, |_| {})
             .map_err(|e| e.to_string())
