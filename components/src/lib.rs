@@ -3,6 +3,7 @@
 mod connectivity;
 mod input;
 mod neuron_state;
+mod plasticity;
 mod population;
 mod projection;
 mod recording;
@@ -11,6 +12,10 @@ mod synaptic_input;
 pub use connectivity::{Connectivity, SynapseBlock};
 pub use input::{DcInput, PoissonInput, SpikeGeneratorInput};
 pub use neuron_state::{NeuronBlockMut, NeuronState};
+pub use plasticity::{
+    Column, PlasticityState, PostBlock, PostSpikes, PreView, SynapseColumn, TraceKind,
+    WeightRecorder,
+};
 pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};

@@ -6,7 +6,8 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 use myelin_components::{
     Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
-    SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock, SynapticInput, block_count,
+    SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock, SynapticInput, WeightRecorder,
+    block_count,
 };
 
 use crate::construct::{RuleContext, build_connectivity};
@@ -124,6 +125,8 @@ pub struct BuildReport {
     pub synapse_bytes: usize,
     /// Bytes of ring buffers.
     pub ring_bytes: usize,
+    /// Bytes of plasticity state (per-synapse and per-neuron variables, spike histories).
+    pub plasticity_bytes: usize,
     /// Seconds creating populations and their state.
     pub create_s: f64,
     /// Seconds drawing connectivity.
@@ -212,6 +215,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
     };
     let mut max_delay: HashMap<Entity, u16> = HashMap::new();
     let mut plan: Vec<(Entity, Vec<Entity>)> = Vec::new();
+    let mut projection_entities: Vec<Entity> = Vec::new();
     for (k, j) in spec.projections.iter().enumerate() {
         let rule = &reg.rules[j.rule.as_str()];
         let params = Params::resolve(rule.parameters, &j.rule_params).expect("validated");
@@ -250,21 +254,34 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         let (source, target) = (index.by_name[&j.source], index.by_name[&j.target]);
         let md = max_delay.entry(target).or_insert(1);
         *md = (*md).max(conn.max_delay);
-        let name = j
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}->{}", j.source, j.target));
-        let e = world
-            .spawn((
-                Projection {
-                    name,
-                    source,
-                    target,
-                },
-                StableId(k as u32),
-                conn,
-            ))
-            .id();
+        let name = j.display_name();
+        let mut ent = world.spawn((
+            Projection {
+                name,
+                source,
+                target,
+            },
+            StableId(k as u32),
+        ));
+        if let Some(pl) = &j.plasticity {
+            let entry = &reg.plasticity[pl.model.as_str()];
+            let params = Params::resolve(entry.parameters, &pl.params).expect("validated");
+            (entry.spawn)(&params, dt, &conn, ctx.n_target as usize, &mut ent).map_err(|i| {
+                BuildError::Spec(vec![crate::SpecError::new(
+                    crate::SpecPath::item("projections", k)
+                        .field("plasticity")
+                        .field("params")
+                        .key(i.param),
+                    i.message,
+                )])
+            })?;
+            report.plasticity_bytes += ent
+                .get::<myelin_components::PlasticityState>()
+                .map_or(0, |s| s.memory_bytes());
+        }
+        ent.insert(conn);
+        let e = ent.id();
+        projection_entities.push(e);
         match plan.iter_mut().find(|(t, _)| *t == target) {
             Some((_, v)) => v.push(e),
             None => plan.push((target, vec![e])),
@@ -307,8 +324,56 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         world.entity_mut(e).insert(ring);
     }
     for r in &spec.recorders {
-        let population = index.by_name[r.population()];
-        let size = size_of(r.population());
+        if let RecorderSpec::Weights {
+            projection,
+            interval,
+            targets,
+            ..
+        } = r
+        {
+            let k = spec
+                .projections
+                .iter()
+                .position(|p| &p.display_name() == projection)
+                .expect("validated");
+            let e = projection_entities[k];
+            let n_target = size_of(&spec.projections[k].target);
+            let mask = targets.resolve(n_target).expect("validated").map(|v| {
+                let mut m = vec![false; n_target];
+                v.iter().for_each(|&i| m[i as usize] = true);
+                m
+            });
+            let conn = world
+                .get::<Connectivity>(e)
+                .expect("spawned with connectivity");
+            let (mut sources, mut tgts) = (Vec::new(), Vec::new());
+            for (b, blk) in conn.blocks.iter().enumerate() {
+                for i in 0..conn.n_source {
+                    for k in blk.row(i) {
+                        let t = b * DELIVERY_BLOCK + usize::from(blk.target[k]);
+                        if mask.as_ref().is_none_or(|m| m[t]) {
+                            sources.push(i as u32);
+                            tgts.push(t as u32);
+                        }
+                    }
+                }
+            }
+            world.spawn(WeightRecorder {
+                label: r.label(),
+                projection: e,
+                mask,
+                n_synapses: sources.len(),
+                interval: (interval / dt).round() as u64,
+                sources,
+                targets: tgts,
+                steps: Vec::new(),
+                values: Vec::new(),
+            });
+            continue;
+        }
+        let pop_name = r.population().expect("a population recorder");
+        let population = index.by_name[pop_name];
+        let size = size_of(pop_name);
         let sel = r.neurons().resolve(size).expect("validated");
         match r {
             RecorderSpec::Spikes { .. } => {
@@ -332,7 +397,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                 let model = &spec
                     .populations
                     .iter()
-                    .find(|p| p.name == r.population())
+                    .find(|p| p.name == pop_name)
                     .expect("validated")
                     .model;
                 let entry = &reg.neurons[model.as_str()];
@@ -347,7 +412,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     &spec
                         .populations
                         .iter()
-                        .find(|p| p.name == r.population())
+                        .find(|p| p.name == pop_name)
                         .expect("validated")
                         .params,
                 )
@@ -375,6 +440,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     values: Vec::new(),
                 });
             }
+            RecorderSpec::Weights { .. } => unreachable!("handled above"),
         }
     }
     world.insert_resource(DeliveryPlan { incoming: plan });

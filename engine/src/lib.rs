@@ -22,13 +22,18 @@ pub use build::{
 pub use clock::{RunSeed, SimClock};
 pub use construct::{ConnectionRule, RuleContext, build_connectivity, delay_steps};
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
-pub use model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
+pub use model::{
+    InputContext, InputModel, NeuronModel, Neurons, PlasticStep, PlasticSynapses, Plasticity,
+    PlasticityKernel, PlasticityRule, VarSpec,
+};
 pub use network::{
-    Dist, InputSpec, NetworkSpec, PopulationSpec, ProjectionSpec, RecorderSpec, Selection,
-    WarmStart,
+    Dist, InputSpec, NetworkSpec, PlasticitySpec, PopulationSpec, ProjectionSpec, RecorderSpec,
+    Selection, WarmStart,
 };
 pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
-pub use registry::{InputEntry, ModelRegistry, NeuronEntry, RegistryAppExt, RuleEntry};
+pub use registry::{
+    InputEntry, ModelRegistry, NeuronEntry, PlasticityEntry, RegistryAppExt, RuleEntry,
+};
 pub use schedule::{PhaseTimers, SimStep, SimSystems};
 pub use sim::Simulation;
 pub use validate::validate;

@@ -79,6 +79,31 @@ pub struct ProjectionSpec {
     /// drawing them with `rule`, `weight` and `delay` (which are still validated).
     #[serde(default)]
     pub warm_start: Option<WarmStart>,
+    /// A learning rule that changes the weights while the network runs (none: static
+    /// synapses).
+    #[serde(default)]
+    pub plasticity: Option<PlasticitySpec>,
+}
+
+impl ProjectionSpec {
+    /// The projection's name: its `name`, else `"SOURCE->TARGET"`.
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}->{}", self.source, self.target))
+    }
+}
+
+/// A projection's learning rule: a registered plasticity model and its parameters, e.g.
+/// `Plasticity(model: "stdp_pl", params: {"lambda": 0.1, "mu": 0.4})`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Plasticity", deny_unknown_fields)]
+pub struct PlasticitySpec {
+    /// Scene name of the rule, e.g. `"stdp"`, `"stdp_nn_symm"`, `"stdp_pl"`.
+    pub model: String,
+    /// The rule's parameters (defaults for those not given).
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
 }
 
 /// Where a warm-started projection takes its connectivity: a projection of a Myelin
@@ -140,6 +165,20 @@ pub enum RecorderSpec {
         #[serde(default)]
         label: Option<String>,
     },
+    /// Samples the weights of a projection's synapses (all, or those onto chosen target
+    /// neurons).
+    Weights {
+        /// Recorded projection, by name (`"SOURCE->TARGET"` unless named).
+        projection: String,
+        /// Sampling interval [ms], a multiple of dt.
+        interval: f64,
+        /// Target neurons whose incoming synapses are recorded.
+        #[serde(default)]
+        targets: Selection,
+        /// Name of the output group (default: `"PROJECTION_weights"`).
+        #[serde(default)]
+        label: Option<String>,
+    },
 }
 
 impl RecorderSpec {
@@ -157,18 +196,27 @@ impl RecorderSpec {
             } => label
                 .clone()
                 .unwrap_or_else(|| format!("{population}_{variable}")),
+            Self::Weights {
+                projection, label, ..
+            } => label
+                .clone()
+                .unwrap_or_else(|| format!("{projection}_weights")),
         }
     }
-    /// The recorded population's name.
-    pub fn population(&self) -> &str {
+    /// The recorded population's name (`None` for a weight recorder, which records a
+    /// projection).
+    pub fn population(&self) -> Option<&str> {
         match self {
-            Self::Spikes { population, .. } | Self::State { population, .. } => population,
+            Self::Spikes { population, .. } | Self::State { population, .. } => Some(population),
+            Self::Weights { .. } => None,
         }
     }
-    /// The recorded neurons.
+    /// The recorded neurons (for a weight recorder: the target neurons whose incoming
+    /// synapses it records).
     pub fn neurons(&self) -> &Selection {
         match self {
             Self::Spikes { neurons, .. } | Self::State { neurons, .. } => neurons,
+            Self::Weights { targets, .. } => targets,
         }
     }
 }

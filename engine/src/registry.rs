@@ -5,10 +5,15 @@ use std::collections::BTreeMap;
 use bevy_app::App;
 use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityWorldMut;
-use myelin_components::NeuronState;
+use myelin_components::{Column, NeuronState};
+use myelin_components::{
+    Connectivity, DELIVERY_BLOCK, PlasticityState, PostSpikes, SynapseColumn, TraceKind,
+};
 
 use crate::construct::{ConnectionRule, RuleContext};
-use crate::model::{InputContext, InputModel, NeuronModel, Neurons, VarSpec};
+use crate::model::{
+    InputContext, InputModel, NeuronModel, Neurons, Plasticity, PlasticityRule, VarSpec,
+};
 use crate::params::{ParamIssue, ParamSpec, Params};
 
 /// What a neuron-model plugin registers.
@@ -113,6 +118,105 @@ pub struct RuleEntry {
     pub create: fn(&Params, &RuleContext) -> Box<dyn ConnectionRule>,
 }
 
+/// What a plasticity-rule plugin registers.
+#[derive(Clone)]
+pub struct PlasticityEntry {
+    /// Scene name, e.g. `"stdp"`.
+    pub name: &'static str,
+    /// Parameter table.
+    pub parameters: &'static [ParamSpec],
+    /// Per-synapse variables.
+    pub synapse: &'static [VarSpec],
+    /// Real per-source variables.
+    pub pre: &'static [VarSpec],
+    /// Integer per-source variables.
+    pub pre_steps: &'static [VarSpec],
+    /// Checks cross-parameter constraints (time step `dt` [ms]).
+    pub check: fn(&Params, f64) -> Result<(), ParamIssue>,
+    /// Checks a weight range `[low, high]` against the rule (parameters, `dt`, `low`,
+    /// `high`).
+    pub check_weights: fn(&Params, f64, f64, f64) -> Result<(), String>,
+    /// Prepares the rule and inserts it and its initial state on a projection entity
+    /// (parameters, `dt`, the projection's connectivity, the target population's size).
+    pub spawn:
+        fn(&Params, f64, &Connectivity, usize, &mut EntityWorldMut<'_>) -> Result<(), ParamIssue>,
+}
+
+impl PlasticityEntry {
+    /// The entry of rule `R`.
+    pub fn of<R: PlasticityRule>() -> Self {
+        Self {
+            name: R::NAME,
+            parameters: R::PARAMETERS,
+            synapse: R::SYNAPSE_STATE,
+            pre: R::PRE_STATE,
+            pre_steps: R::PRE_STEPS,
+            check: |params, dt| R::new(params, dt).map(|_| ()),
+            check_weights: |params, dt, low, high| match R::new(params, dt) {
+                Ok(r) => r.check_weights(low, high),
+                Err(_) => Ok(()),
+            },
+            spawn: |params, dt, conn, n_target, e| {
+                let r = R::new(params, dt)?;
+                let synapse = R::SYNAPSE_STATE
+                    .iter()
+                    .enumerate()
+                    .map(|(v, spec)| SynapseColumn {
+                        name: spec.name.into(),
+                        unit: spec.unit.into(),
+                        blocks: conn
+                            .blocks
+                            .iter()
+                            .map(|b| vec![r.initial_synapse(v); b.len()])
+                            .collect(),
+                    })
+                    .collect();
+                let pre = R::PRE_STATE
+                    .iter()
+                    .enumerate()
+                    .map(|(v, spec)| Column {
+                        name: spec.name.into(),
+                        unit: spec.unit.into(),
+                        values: vec![r.initial_pre(v); conn.n_source],
+                    })
+                    .collect();
+                let pre_steps = R::PRE_STEPS
+                    .iter()
+                    .map(|spec| Column {
+                        name: spec.name.into(),
+                        unit: spec.unit.into(),
+                        values: vec![0; conn.n_source],
+                    })
+                    .collect();
+                let (kind, tau) = r.post_trace();
+                let decay = if kind == TraceKind::None {
+                    0.0
+                } else {
+                    (-dt / tau).exp()
+                };
+                let post = PostSpikes::new(
+                    n_target,
+                    DELIVERY_BLOCK,
+                    usize::from(conn.max_delay),
+                    decay,
+                    kind,
+                );
+                e.insert((
+                    Plasticity(Box::new(r)),
+                    PlasticityState {
+                        rule: R::NAME.into(),
+                        synapse,
+                        pre,
+                        pre_steps,
+                        post,
+                    },
+                ));
+                Ok(())
+            },
+        }
+    }
+}
+
 /// Every model, input and rule known to a simulation, by scene name.
 #[derive(Resource, Clone, Default)]
 pub struct ModelRegistry {
@@ -122,6 +226,8 @@ pub struct ModelRegistry {
     pub inputs: BTreeMap<&'static str, InputEntry>,
     /// Connectivity rules.
     pub rules: BTreeMap<&'static str, RuleEntry>,
+    /// Plasticity (learning) rules.
+    pub plasticity: BTreeMap<&'static str, PlasticityEntry>,
 }
 
 impl ModelRegistry {
@@ -137,6 +243,14 @@ impl ModelRegistry {
     pub fn rule_names(&self) -> String {
         self.rules.keys().copied().collect::<Vec<_>>().join(", ")
     }
+    /// Names of the plasticity rules, for messages.
+    pub fn plasticity_names(&self) -> String {
+        self.plasticity
+            .keys()
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Registration methods on the bevy [`App`], for plugins.
@@ -148,6 +262,9 @@ pub trait RegistryAppExt {
     fn register_input<I: InputModel>(&mut self) -> &mut Self;
     /// Registers a connectivity rule.
     fn register_rule(&mut self, entry: RuleEntry) -> &mut Self;
+    /// Registers a plasticity rule's scene name and tables (its systems are added by the
+    /// plugin).
+    fn register_plasticity<R: PlasticityRule>(&mut self) -> &mut Self;
 }
 
 impl RegistryAppExt for App {
@@ -170,6 +287,13 @@ impl RegistryAppExt for App {
             .get_resource_or_init::<ModelRegistry>()
             .rules
             .insert(entry.name, entry);
+        self
+    }
+    fn register_plasticity<R: PlasticityRule>(&mut self) -> &mut Self {
+        self.world_mut()
+            .get_resource_or_init::<ModelRegistry>()
+            .plasticity
+            .insert(R::NAME, PlasticityEntry::of::<R>());
         self
     }
 }

@@ -137,6 +137,9 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
             ));
             continue;
         };
+        if let Some(pl) = &j.plasticity {
+            check_plasticity(pl, j, dt, reg, &at, &mut errs);
+        }
         match Params::resolve(rule.parameters, &j.rule_params) {
             Ok(params) => {
                 if let (Some(ns), Some(nt)) = (ns, nt) {
@@ -188,13 +191,6 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
     let mut labels = HashMap::new();
     for (k, r) in spec.recorders.iter().enumerate() {
         let at = SpecPath::item("recorders", k);
-        let Some(&(n, model)) = sizes.get(r.population()) else {
-            pop(r.population(), at.field("population"), &mut errs);
-            continue;
-        };
-        if let Err(m) = r.neurons().resolve(n) {
-            errs.push(SpecError::new(at.field("neurons"), m));
-        }
         if labels.insert(r.label(), k).is_some() {
             errs.push(SpecError::new(
                 at.clone(),
@@ -203,6 +199,51 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
                     r.label()
                 ),
             ));
+        }
+        if let RecorderSpec::Weights {
+            projection,
+            interval,
+            targets,
+            ..
+        } = r
+        {
+            let names: Vec<String> = spec.projections.iter().map(|p| p.display_name()).collect();
+            let found: Vec<usize> = (0..names.len())
+                .filter(|&p| &names[p] == projection)
+                .collect();
+            match found[..] {
+                [p] => {
+                    if let Some(&(n, _)) = sizes.get(spec.projections[p].target.as_str())
+                        && let Err(m) = targets.resolve(n)
+                    {
+                        errs.push(SpecError::new(at.field("targets"), m));
+                    }
+                }
+                [] => errs.push(SpecError::new(
+                    at.field("projection"),
+                    format!(
+                        "unknown projection \"{projection}\"; known: {}",
+                        names.join(", ")
+                    ),
+                )),
+                _ => errs.push(SpecError::new(
+                    at.field("projection"),
+                    format!(
+                        "{} projections are named \"{projection}\" (projections {found:?}); give the recorded one a distinct `name`",
+                        found.len()
+                    ),
+                )),
+            }
+            check_interval(*interval, dt, at.field("interval"), &mut errs);
+            continue;
+        }
+        let population = r.population().unwrap_or_default();
+        let Some(&(n, model)) = sizes.get(population) else {
+            pop(population, at.field("population"), &mut errs);
+            continue;
+        };
+        if let Err(m) = r.neurons().resolve(n) {
+            errs.push(SpecError::new(at.field("neurons"), m));
         }
         if let RecorderSpec::State {
             variable, interval, ..
@@ -220,13 +261,66 @@ pub fn validate(spec: &NetworkSpec, reg: &ModelRegistry) -> Vec<SpecError> {
                     ),
                 ));
             }
-            let steps = interval / dt;
-            if !(steps >= 1.0 - 1e-9) || (steps - steps.round()).abs() > 1e-6 {
-                errs.push(SpecError::new(at.field("interval"), format!("sampling interval {interval} ms must be a positive multiple of dt = {dt} ms")));
-            }
+            check_interval(*interval, dt, at.field("interval"), &mut errs);
         }
     }
     errs
+}
+
+/// Checks a sampling interval [ms]: a positive multiple of `dt`.
+fn check_interval(interval: f64, dt: f64, at: SpecPath, errs: &mut Vec<SpecError>) {
+    let steps = interval / dt;
+    if !(steps >= 1.0 - 1e-9) || (steps - steps.round()).abs() > 1e-6 {
+        errs.push(SpecError::new(
+            at,
+            format!("sampling interval {interval} ms must be a positive multiple of dt = {dt} ms"),
+        ));
+    }
+}
+
+/// Checks a projection's plasticity: a known rule, valid parameters, and weights the rule
+/// can work with.
+fn check_plasticity(
+    pl: &crate::network::PlasticitySpec,
+    j: &crate::network::ProjectionSpec,
+    dt: f64,
+    reg: &ModelRegistry,
+    at: &SpecPath,
+    errs: &mut Vec<SpecError>,
+) {
+    let at_pl = at.field("plasticity");
+    let Some(entry) = reg.plasticity.get(pl.model.as_str()) else {
+        errs.push(SpecError::new(
+            at_pl.field("model"),
+            format!(
+                "unknown plasticity rule \"{}\"; known: {}",
+                pl.model,
+                reg.plasticity_names()
+            ),
+        ));
+        return;
+    };
+    match Params::resolve(entry.parameters, &pl.params) {
+        Ok(params) => match (entry.check)(&params, dt) {
+            Ok(()) => {
+                if j.weight.check().is_ok()
+                    && let Err(m) = (entry.check_weights)(
+                        &params,
+                        dt,
+                        j.weight.lower_bound(),
+                        j.weight.upper_bound(),
+                    )
+                {
+                    errs.push(SpecError::new(
+                        at.field("weight"),
+                        format!("plasticity rule \"{}\": {m}", pl.model),
+                    ));
+                }
+            }
+            Err(i) => errs.extend(param_errors(&at_pl, "params", vec![i])),
+        },
+        Err(issues) => errs.extend(param_errors(&at_pl, "params", issues)),
+    }
 }
 
 fn check_delay(d: &crate::network::Dist, dt: f64, at: SpecPath, errs: &mut Vec<SpecError>) {

@@ -9,7 +9,7 @@ use bevy_ecs::entity::Entity;
 use bevy_ecs::world::World;
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, Extent, File, Group, H5Type, SimpleExtents};
-use myelin_components::{Population, SpikeRecorder, StateRecorder};
+use myelin_components::{Population, Projection, SpikeRecorder, StateRecorder, WeightRecorder};
 use myelin_engine::SimClock;
 
 /// Version of the file layout, written as the root attribute `format_version`.
@@ -114,6 +114,20 @@ struct StateOut {
     len: usize,
 }
 
+/// A weight recorder's drained buffers.
+struct WeightDrain {
+    entity: Entity,
+    label: String,
+    projection: Entity,
+    interval: u64,
+    n_synapses: usize,
+    /// Source and target of each recorded synapse (empty once the group exists).
+    sources: Vec<u32>,
+    targets: Vec<u32>,
+    steps: Vec<u64>,
+    values: Vec<f32>,
+}
+
 /// Writes the recorders of a running simulation to an HDF5 file.
 ///
 /// The file is written at `FINAL.partial` and renamed to its final path by
@@ -125,6 +139,8 @@ pub struct RecordingWriter {
     final_path: PathBuf,
     spikes: HashMap<Entity, SpikeOut>,
     states: HashMap<Entity, StateOut>,
+    /// Weight recorders (same layout as state recorders: times and a 2-D values dataset).
+    weights: HashMap<Entity, StateOut>,
     labels: BTreeMap<String, Entity>,
 }
 
@@ -175,6 +191,7 @@ impl RecordingWriter {
             final_path: final_path.to_path_buf(),
             spikes: HashMap::new(),
             states: HashMap::new(),
+            weights: HashMap::new(),
             labels: BTreeMap::new(),
         };
         {
@@ -231,6 +248,7 @@ impl RecordingWriter {
             final_path: final_path.to_path_buf(),
             spikes: HashMap::new(),
             states: HashMap::new(),
+            weights: HashMap::new(),
             labels: BTreeMap::new(),
         };
         w.check_run(meta)?;
@@ -283,6 +301,11 @@ impl RecordingWriter {
             .iter(world)
             .map(|(e, r)| (e, r.label.clone(), r.neurons.len()))
             .collect();
+        let mut q = world.query::<(Entity, &WeightRecorder)>();
+        let weights: Vec<(Entity, String, usize)> = q
+            .iter(world)
+            .map(|(e, r)| (e, r.label.clone(), r.n_synapses))
+            .collect();
         for (entity, label) in spikes {
             let at = format!("/spikes/{label}");
             let rows = self.position(positions, &label, &root, &at)?;
@@ -322,6 +345,35 @@ impl RecordingWriter {
             )?;
             self.labels.insert(label, entity);
             self.states.insert(
+                entity,
+                StateOut {
+                    times,
+                    values,
+                    n_neurons: n,
+                    len: rows,
+                },
+            );
+        }
+        for (entity, label, n) in weights {
+            let at = format!("/weights/{label}");
+            let rows = self.position(positions, &label, &root, &at)?;
+            let Some(rows) = rows else { continue };
+            let g = self.h5(|| format!("open group {at}"), root.group(&at))?;
+            let times = self.h5(|| format!("open {at}/times"), g.dataset("times"))?;
+            let values = self.h5(|| format!("open {at}/values"), g.dataset("values"))?;
+            self.cut_1d(&times, &format!("{at}/times"), rows)?;
+            let shape = values.shape();
+            if shape.len() != 2 || shape[1] != n || shape[0] < rows {
+                return Err(self.invalid(format!(
+                    "{at}/values has shape {shape:?}, but the checkpoint expects at least {rows} samples of {n} synapses"
+                )));
+            }
+            self.h5(
+                || format!("cut {at}/values back to {rows} samples"),
+                values.resize((rows, n)),
+            )?;
+            self.labels.insert(label, entity);
+            self.weights.insert(
                 entity,
                 StateOut {
                     times,
@@ -375,6 +427,7 @@ impl RecordingWriter {
                 .get(e)
                 .map(|o| o.len)
                 .or_else(|| self.states.get(e).map(|o| o.len))
+                .or_else(|| self.weights.get(e).map(|o| o.len))
                 .unwrap_or(0);
             out.insert(label.clone(), rows as u64);
         }
@@ -570,6 +623,71 @@ impl RecordingWriter {
         Ok(())
     }
 
+    fn create_weights_group(
+        &mut self,
+        world: &World,
+        d: &WeightDrain,
+        dt: f64,
+    ) -> Result<(), IoError> {
+        self.check_label(&d.label, d.entity)?;
+        let proj = world.get::<Projection>(d.projection).ok_or_else(|| {
+            self.invalid(format!(
+                "weight recorder \"{}\" records entity {:?}, which is not a projection",
+                d.label, d.projection
+            ))
+        })?;
+        let source = self.population(world, proj.source, &d.label)?;
+        let target = self.population(world, proj.target, &d.label)?;
+        let root = self.root()?;
+        let parent = if root.link_exists("weights") {
+            self.h5(|| "open group /weights".into(), root.group("weights"))?
+        } else {
+            self.group(&root, "weights")?
+        };
+        let g = self.group(&parent, &d.label)?;
+        let at = format!("/weights/{}", d.label);
+        self.attr_str(&g, &at, "projection", &proj.name)?;
+        self.attr_str(&g, &at, "source", &source.name)?;
+        self.attr_str(&g, &at, "target", &target.name)?;
+        self.attr_str(&g, &at, "unit", "pA or mV (the target model's input unit)")?;
+        self.attr(&g, &at, "interval_ms", d.interval as f64 * dt)?;
+        self.attr(&g, &at, "n_synapses", d.n_synapses as u64)?;
+        let times = self.dataset_1d::<f64>(&g, &at, "times")?;
+        self.dataset_unit(&times, &format!("{at}/times"), "ms")?;
+        let n = d.n_synapses;
+        let cols = if n == 0 {
+            Extent::resizable(0)
+        } else {
+            Extent::fixed(n)
+        };
+        let rows_per_chunk = (CHUNK_2D / n.max(1)).max(1);
+        let values = g
+            .new_dataset::<f32>()
+            .chunk([rows_per_chunk, n.clamp(1, CHUNK_2D)])
+            .shape(SimpleExtents::new(vec![Extent::resizable(0), cols]))
+            .create("values");
+        let values = self.h5(|| format!("create dataset {at}/values"), values)?;
+        self.dataset_unit(&values, &format!("{at}/values"), "pA or mV")?;
+        for (name, data) in [("sources", &d.sources), ("targets", &d.targets)] {
+            let r = g
+                .new_dataset_builder()
+                .with_data(data.as_slice())
+                .create(name);
+            self.h5(|| format!("create dataset {at}/{name}"), r)?;
+        }
+        self.labels.insert(d.label.clone(), d.entity);
+        self.weights.insert(
+            d.entity,
+            StateOut {
+                times,
+                values,
+                n_neurons: n,
+                len: 0,
+            },
+        );
+        Ok(())
+    }
+
     fn dataset_unit(&self, ds: &Dataset, at: &str, unit: &str) -> Result<(), IoError> {
         let r = ds
             .new_attr::<VarLenUnicode>()
@@ -578,9 +696,9 @@ impl RecordingWriter {
         self.h5(|| format!("write attribute unit of {at}"), r)
     }
 
-    /// Drains every [`SpikeRecorder`] and [`StateRecorder`] buffer in `world` and appends
-    /// the data to the file (creating each recorder's group on first sight, even when it
-    /// has nothing yet). Needs the [`SimClock`] resource for `dt`.
+    /// Drains every [`SpikeRecorder`], [`StateRecorder`] and [`WeightRecorder`] buffer in
+    /// `world` and appends the data to the file (creating each recorder's group on first
+    /// sight, even when it has nothing yet). Needs the [`SimClock`] resource for `dt`.
     ///
     /// After an error the drained data may be lost: abandon the recording (its `.partial`
     /// file stays behind).
@@ -629,6 +747,31 @@ impl RecordingWriter {
             });
         }
         states.sort_by(|a, b| a.label.cmp(&b.label));
+        let mut weights: Vec<WeightDrain> = Vec::new();
+        let mut q = world.query::<(Entity, &mut WeightRecorder)>();
+        for (entity, mut r) in q.iter_mut(world) {
+            let known = self.weights.contains_key(&entity);
+            let (sources, targets) = if known {
+                (Vec::new(), Vec::new())
+            } else {
+                (
+                    std::mem::take(&mut r.sources),
+                    std::mem::take(&mut r.targets),
+                )
+            };
+            weights.push(WeightDrain {
+                entity,
+                label: r.label.clone(),
+                projection: r.projection,
+                interval: r.interval,
+                n_synapses: r.n_synapses,
+                sources,
+                targets,
+                steps: std::mem::take(&mut r.steps),
+                values: std::mem::take(&mut r.values),
+            });
+        }
+        weights.sort_by(|a, b| a.label.cmp(&b.label));
 
         for d in &spikes {
             if !self.spikes.contains_key(&d.entity) {
@@ -701,6 +844,47 @@ impl RecordingWriter {
             }
         }
 
+        for d in &weights {
+            if !self.weights.contains_key(&d.entity) {
+                self.create_weights_group(world, d, dt)?;
+            }
+            let Some(out) = self.weights.get(&d.entity) else {
+                continue;
+            };
+            let (t_ds, v_ds, n, old) = (
+                out.times.clone(),
+                out.values.clone(),
+                out.n_neurons,
+                out.len,
+            );
+            let at = format!("/weights/{}", d.label);
+            if Some(d.values.len()) != d.steps.len().checked_mul(n) {
+                return Err(self.invalid(format!(
+                    "weight recorder \"{}\" buffered {} samples of {n} synapses but {} values",
+                    d.label,
+                    d.steps.len(),
+                    d.values.len()
+                )));
+            }
+            let times: Vec<f64> = d.steps.iter().map(|&s| (s + 1) as f64 * dt).collect();
+            let rows = times.len();
+            self.append_1d(&t_ds, &format!("{at}/times"), old, &times)?;
+            if rows > 0 {
+                let op = || format!("append to {at}/values");
+                self.h5(op, v_ds.resize((old + rows, n)))?;
+                if n > 0 {
+                    let view =
+                        ndarray::ArrayView2::from_shape((rows, n), &d.values).map_err(|err| {
+                            self.invalid(format!("weight recorder \"{}\": {err}", d.label))
+                        })?;
+                    self.h5(op, v_ds.write_slice(view, (old..old + rows, ..)))?;
+                }
+            }
+            if let Some(out) = self.weights.get_mut(&d.entity) {
+                out.len += rows;
+            }
+        }
+
         let file = self
             .file
             .as_ref()
@@ -728,6 +912,7 @@ impl RecordingWriter {
     pub fn finish(mut self) -> Result<(), IoError> {
         self.spikes.clear();
         self.states.clear();
+        self.weights.clear();
         let file = self
             .file
             .take()

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use myelin_components::Projection;
 use myelin_components::{CHANNELS, Connectivity, RingBlockMut, Spikes, SynapticInput, channel_of};
+use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
 use rayon::prelude::*;
 
@@ -18,15 +18,16 @@ impl Plugin for DeliveryPlugin {
     }
 }
 
-/// Delivers every spike of this step: for each (target population, delivery block) in
-/// parallel, the incoming projections in scene order, the spiking sources in ascending
+/// Delivers every spike of this step through the static projections (plastic ones are
+/// delivered by their rule, see [`crate::plasticity`]): for each (target population,
+/// delivery block) in parallel, the incoming projections in scene order, the spiking sources in ascending
 /// order, and each source's row in order, add the weight into the slot `delay` steps
 /// ahead. Each block's ring buffer is owned by one thread: no atomics, and the sum into
 /// each target is in a fixed order whatever the number of threads.
 pub fn deliver(
     clock: Res<SimClock>,
     plan: Option<Res<DeliveryPlan>>,
-    projections: Query<(&Projection, &Connectivity)>,
+    projections: Query<(&Projection, &Connectivity), Without<PlasticityState>>,
     spikes: Query<&Spikes>,
     mut rings: Query<(Entity, &mut SynapticInput)>,
 ) {

@@ -4,6 +4,7 @@ pub mod connectivity;
 pub mod delivery;
 pub mod inputs;
 pub mod neurons;
+pub mod plasticity;
 pub mod recording;
 
 use bevy_app::{PluginGroup, PluginGroupBuilder};
@@ -22,6 +23,20 @@ impl PluginGroup for MyelinPlugins {
             .add(inputs::SpikeGeneratorPlugin)
             .add(connectivity::ConnectivityPlugin)
             .add(delivery::DeliveryPlugin)
+            .add(plasticity::PlasticityCorePlugin)
+            .add(plasticity::PlasticityRulePlugin::<plasticity::stdp::Stdp>::default())
+            .add(plasticity::PlasticityRulePlugin::<
+                plasticity::stdp::StdpNnSymm,
+            >::default())
+            .add(plasticity::PlasticityRulePlugin::<
+                plasticity::stdp::StdpNnPreCentered,
+            >::default())
+            .add(plasticity::PlasticityRulePlugin::<
+                plasticity::stdp::StdpNnRestr,
+            >::default())
+            .add(plasticity::PlasticityRulePlugin::<
+                plasticity::power_law::StdpPl,
+            >::default())
             .add(recording::RecordingPlugin)
     }
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use bevy_ecs::world::World;
 use myelin_components::{
-    CHANNELS, Connectivity, DELIVERY_BLOCK, DcInput, NeuronState, PoissonInput, Population,
-    Projection, SpikeGeneratorInput, SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock,
-    SynapticInput,
+    CHANNELS, Column, Connectivity, DELIVERY_BLOCK, DcInput, NeuronState, PlasticityState,
+    PoissonInput, Population, Projection, SpikeGeneratorInput, SpikeRecorder, Spikes, StableId,
+    StateRecorder, SynapseBlock, SynapseColumn, SynapticInput, WeightRecorder,
 };
 use myelin_engine::{ModelRegistry, PopulationIndex, RunSeed, SimClock, SuppliedConnectivity};
 
@@ -26,6 +26,7 @@ const RNG_ALGORITHM: &str = "philox4x32-10";
 /// Kinds of recorders, as the `kind` attribute of `/recorders/<label>`.
 const SPIKES: &str = "spikes";
 const STATE: &str = "state";
+const WEIGHTS: &str = "weights";
 
 /// A state column of a population, by variable name.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +77,9 @@ pub struct ProjectionCheckpoint {
     pub n_target: usize,
     /// The synapses (taken out by [`Checkpoint::take_connectivity`]).
     pub connectivity: Connectivity,
+    /// The learning rule's state (`None` for a static projection). Its `post.decay` and
+    /// `post.kind` are not stored (they follow from the rule's parameters).
+    pub plasticity: Option<PlasticityState>,
 }
 
 /// An input's state in a checkpoint.
@@ -190,6 +194,7 @@ impl Checkpoint {
             )));
         }
         self.check_projections(world)?;
+        self.restore_plasticity(world)?;
         self.restore_populations(world)?;
         self.restore_inputs(world)?;
         self.restore_recorders(world)?;
@@ -215,6 +220,53 @@ impl Checkpoint {
             return Err(self.mismatch(format!(
                 "projections {stored:?} in the checkpoint, {names:?} in the simulation"
             )));
+        }
+        Ok(())
+    }
+
+    fn restore_plasticity(&self, world: &mut World) -> Result<(), CheckpointError> {
+        let entities: Vec<(u32, bevy_ecs::entity::Entity)> = world
+            .try_query::<(bevy_ecs::entity::Entity, &StableId, &Projection)>()
+            .map(|mut q| q.iter(world).map(|(e, id, _)| (id.0, e)).collect())
+            .unwrap_or_default();
+        for (k, p) in self.projections.iter().enumerate() {
+            let Some(&(_, e)) = entities.iter().find(|(id, _)| *id as usize == k) else {
+                continue;
+            };
+            let live = world.get_mut::<PlasticityState>(e);
+            match (&p.plasticity, live) {
+                (None, None) => {}
+                (Some(stored), None) => {
+                    return Err(self.mismatch(format!(
+                        "projection \"{}\" learns with \"{}\" in the checkpoint, but is static in the simulation",
+                        p.name, stored.rule
+                    )));
+                }
+                (None, Some(live)) => {
+                    return Err(self.mismatch(format!(
+                        "projection \"{}\" is static in the checkpoint, but learns with \"{}\" in the simulation",
+                        p.name, live.rule
+                    )));
+                }
+                (Some(stored), Some(mut live)) => {
+                    plasticity_fits(stored, &live).map_err(|m| {
+                        self.mismatch(format!("projection \"{}\": plasticity: {m}", p.name))
+                    })?;
+                    let live = &mut *live;
+                    for (l, s) in live.synapse.iter_mut().zip(&stored.synapse) {
+                        l.blocks.clone_from(&s.blocks);
+                    }
+                    for (l, s) in live.pre.iter_mut().zip(&stored.pre) {
+                        l.values.clone_from(&s.values);
+                    }
+                    for (l, s) in live.pre_steps.iter_mut().zip(&stored.pre_steps) {
+                        l.values.clone_from(&s.values);
+                    }
+                    live.post.history.clone_from(&stored.post.history);
+                    live.post.rebuild_tail();
+                    live.post.trace.clone_from(&stored.post.trace);
+                }
+            }
         }
         Ok(())
     }
@@ -343,6 +395,88 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// Checks that a stored plasticity state has the live one's rule, variables and sizes.
+fn plasticity_fits(stored: &PlasticityState, live: &PlasticityState) -> Result<(), String> {
+    if stored.rule != live.rule {
+        return Err(format!(
+            "rule \"{}\" in the checkpoint, \"{}\" in the simulation",
+            stored.rule, live.rule
+        ));
+    }
+    let names = |a: &mut dyn Iterator<Item = &String>| a.cloned().collect::<Vec<_>>();
+    let pairs = [
+        (
+            "per-synapse",
+            names(&mut stored.synapse.iter().map(|c| &c.name)),
+            names(&mut live.synapse.iter().map(|c| &c.name)),
+        ),
+        (
+            "per-source",
+            names(&mut stored.pre.iter().map(|c| &c.name)),
+            names(&mut live.pre.iter().map(|c| &c.name)),
+        ),
+        (
+            "per-source step",
+            names(&mut stored.pre_steps.iter().map(|c| &c.name)),
+            names(&mut live.pre_steps.iter().map(|c| &c.name)),
+        ),
+    ];
+    for (what, a, b) in pairs {
+        if a != b {
+            return Err(format!(
+                "{what} variables {a:?} in the checkpoint, {b:?} in the simulation"
+            ));
+        }
+    }
+    for (s, l) in stored.synapse.iter().zip(&live.synapse) {
+        let (a, b): (Vec<usize>, Vec<usize>) = (
+            s.blocks.iter().map(Vec::len).collect(),
+            l.blocks.iter().map(Vec::len).collect(),
+        );
+        if a != b {
+            return Err(format!(
+                "variable \"{}\" has blocks of {a:?} synapses in the checkpoint, {b:?} in the simulation",
+                s.name
+            ));
+        }
+    }
+    for (s, l) in stored.pre.iter().zip(&live.pre) {
+        if s.values.len() != l.values.len() {
+            return Err(format!(
+                "variable \"{}\" has {} values in the checkpoint, {} in the simulation",
+                s.name,
+                s.values.len(),
+                l.values.len()
+            ));
+        }
+    }
+    for (s, l) in stored.pre_steps.iter().zip(&live.pre_steps) {
+        if s.values.len() != l.values.len() {
+            return Err(format!(
+                "variable \"{}\" has {} values in the checkpoint, {} in the simulation",
+                s.name,
+                s.values.len(),
+                l.values.len()
+            ));
+        }
+    }
+    if stored.post.history.len() != live.post.history.len()
+        || stored.post.trace.len() != live.post.trace.len()
+        || stored.post.slots != live.post.slots
+    {
+        return Err(format!(
+            "post-spike histories of {} neurons and a trace of {} values in {} slots in the checkpoint, {} neurons and {} values in {} slots in the simulation",
+            stored.post.history.len(),
+            stored.post.trace.len(),
+            stored.post.slots,
+            live.post.history.len(),
+            live.post.trace.len(),
+            live.post.slots
+        ));
+    }
+    Ok(())
 }
 
 /// Orders stored columns as the model's variable table `names`, checking that they match
@@ -556,6 +690,10 @@ fn capture_populations<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
 
 fn capture_projections<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), String> {
     t.group("/projections", Attrs::new());
+    let plastic: BTreeMap<u32, &PlasticityState> = world
+        .try_query::<(&StableId, &PlasticityState)>()
+        .map(|mut q| q.iter(world).map(|(id, s)| (id.0, s)).collect())
+        .unwrap_or_default();
     let Some(mut q) = world.try_query::<(&Projection, &StableId, &Connectivity)>() else {
         return Ok(());
     };
@@ -609,9 +747,91 @@ fn capture_projections<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
                 attrs([("unit", "steps".into())]),
             );
         }
-        t.group(&format!("{at}/plasticity"), attrs([("rule", "".into())]));
+        match plastic.get(&id.0) {
+            None => t.group(&format!("{at}/plasticity"), attrs([("rule", "".into())])),
+            Some(state) => capture_plasticity(t, &format!("{at}/plasticity"), state),
+        }
     }
     Ok(())
+}
+
+/// The datasets of a projection's plasticity state under `at`: per-synapse variables per
+/// block (`<b>/<variable>`, beside `blocks/<b>/weights`), per-source variables
+/// (`pre/<variable>`), the post-spike histories (`post/history_ptr`, `post/history`) and
+/// the trace delay line (`post/trace`).
+fn capture_plasticity<'a>(t: &mut Tree<'a>, at: &str, state: &'a PlasticityState) {
+    t.group(
+        at,
+        attrs([
+            ("rule", state.rule.as_str().into()),
+            ("synapse_variables", state.synapse.len().into()),
+        ]),
+    );
+    for (v, col) in state.synapse.iter().enumerate() {
+        for (b, values) in col.blocks.iter().enumerate() {
+            t.dataset(
+                &format!("{at}/{b}/{}", col.name),
+                vec![values.len()],
+                Array::F32(Cow::Borrowed(values)),
+                attrs([("unit", col.unit.as_str().into()), ("index", v.into())]),
+            );
+        }
+    }
+    t.group(&format!("{at}/pre"), Attrs::new());
+    for (v, col) in state.pre.iter().enumerate() {
+        t.dataset(
+            &format!("{at}/pre/{}", col.name),
+            vec![col.values.len()],
+            Array::F64(Cow::Borrowed(&col.values)),
+            attrs([
+                ("unit", col.unit.as_str().into()),
+                ("kind", "real".into()),
+                ("index", v.into()),
+            ]),
+        );
+    }
+    for (v, col) in state.pre_steps.iter().enumerate() {
+        t.dataset(
+            &format!("{at}/pre/{}", col.name),
+            vec![col.values.len()],
+            Array::U64(Cow::Borrowed(&col.values)),
+            attrs([
+                ("unit", col.unit.as_str().into()),
+                ("kind", "steps".into()),
+                ("index", v.into()),
+            ]),
+        );
+    }
+    let post = &state.post;
+    let mut ptr = Vec::with_capacity(post.history.len() + 1);
+    ptr.push(0u64);
+    let mut flat = Vec::new();
+    for h in &post.history {
+        flat.extend_from_slice(h);
+        ptr.push(flat.len() as u64);
+    }
+    t.group(
+        &format!("{at}/post"),
+        attrs([("slots", post.slots.into()), ("block", post.block.into())]),
+    );
+    t.dataset(
+        &format!("{at}/post/history_ptr"),
+        vec![ptr.len()],
+        Array::U64(Cow::Owned(ptr)),
+        Attrs::new(),
+    );
+    t.dataset(
+        &format!("{at}/post/history"),
+        vec![flat.len()],
+        Array::U64(Cow::Owned(flat)),
+        attrs([("unit", "stamp (steps)".into())]),
+    );
+    t.dataset(
+        &format!("{at}/post/trace"),
+        vec![post.trace.len()],
+        Array::F64(Cow::Borrowed(&post.trace)),
+        attrs([("layout", "[block][slot][neuron in block]".into())]),
+    );
 }
 
 fn capture_inputs(world: &World, t: &mut Tree<'_>) {
@@ -692,6 +912,21 @@ fn capture_recorders(
                 ));
             }
             add(&r.label, STATE, r.population, 0)?;
+        }
+    }
+    if let Some(mut q) = world.try_query::<&WeightRecorder>() {
+        for r in q.iter(world) {
+            if !r.steps.is_empty() {
+                return Err(format!(
+                    "weight recorder \"{}\" has unflushed samples; flush the recording first",
+                    r.label
+                ));
+            }
+            let target = world
+                .get::<Projection>(r.projection)
+                .map(|p| p.target)
+                .ok_or_else(|| format!("weight recorder \"{}\" records no projection", r.label))?;
+            add(&r.label, WEIGHTS, target, 0)?;
         }
     }
     Ok(())
@@ -823,6 +1058,8 @@ take_as!(take_u8, U8, u8, "u8");
 take_as!(take_u16, U16, u16, "u16");
 take_as!(take_u32, U32, u32, "u32");
 take_as!(take_f32, F32, f32, "f32");
+take_as!(take_u64, U64, u64, "u64");
+take_as!(take_f64, F64, f64, "f64");
 
 /// Decodes a verified tree read from `file`.
 pub(crate) fn decode(file: &Path, tree: Tree<'static>) -> Result<Checkpoint, CheckpointError> {
@@ -970,12 +1207,133 @@ fn decode_projection(
             delay: take_u16(r, &format!("{bat}/delays"), Some(n))?,
         });
     }
+    let pat = format!("{at}/plasticity");
+    let plasticity = match r.attr(&pat, "rule") {
+        Ok(_) => {
+            let rule = r.str(&pat, "rule")?;
+            if rule.is_empty() {
+                None
+            } else {
+                Some(decode_plasticity(r, &pat, rule, &blocks, n_source)?)
+            }
+        }
+        // Not captured (a partial tree, as for warm starts).
+        Err(_) => None,
+    };
     Ok(ProjectionCheckpoint {
         name: r.str(at, "name")?,
         source: r.str(at, "source")?,
         target: r.str(at, "target")?,
         n_target: r.usize(at, "n_target")?,
         connectivity: super::connectivity_from_blocks(blocks, n_source),
+        plasticity,
+    })
+}
+
+/// Reads the plasticity state of a projection (group `at`) with the given synapse blocks.
+fn decode_plasticity(
+    r: &mut Reader<'_>,
+    at: &str,
+    rule: String,
+    blocks: &[SynapseBlock],
+    n_source: usize,
+) -> Result<PlasticityState, CheckpointError> {
+    let n_vars = r.usize(at, "synapse_variables")?;
+    let mut synapse: Vec<SynapseColumn> = Vec::with_capacity(n_vars);
+    for (b, blk) in blocks.iter().enumerate() {
+        let bat = format!("{at}/{b}");
+        let mut vars = Vec::new();
+        for var in r.child_datasets(&bat) {
+            vars.push((r.u64(&format!("{bat}/{var}"), "index")?, var));
+        }
+        vars.sort();
+        if vars.len() != n_vars {
+            return Err(r.err(format!(
+                "group {bat} holds {} per-synapse variables, expected {n_vars}",
+                vars.len()
+            )));
+        }
+        for (v, (_, var)) in vars.into_iter().enumerate() {
+            let dat = format!("{bat}/{var}");
+            let unit = r.str(&dat, "unit")?;
+            let values = take_f32(r, &dat, Some(blk.len()))?;
+            if b == 0 {
+                synapse.push(SynapseColumn {
+                    name: var,
+                    unit,
+                    blocks: Vec::with_capacity(blocks.len()),
+                });
+            } else if synapse[v].name != var {
+                return Err(r.err(format!(
+                    "dataset {dat}: block {b} has variable \"{var}\" where block 0 has \"{}\"",
+                    synapse[v].name
+                )));
+            }
+            synapse[v].blocks.push(values);
+        }
+    }
+    let pre_at = format!("{at}/pre");
+    let mut vars = Vec::new();
+    for var in r.child_datasets(&pre_at) {
+        let dat = format!("{pre_at}/{var}");
+        vars.push((r.str(&dat, "kind")?, r.u64(&dat, "index")?, var));
+    }
+    vars.sort();
+    let (mut pre, mut pre_steps) = (Vec::new(), Vec::new());
+    for (kind, _, var) in vars {
+        let dat = format!("{pre_at}/{var}");
+        let unit = r.str(&dat, "unit")?;
+        match kind.as_str() {
+            "real" => pre.push(Column {
+                values: take_f64(r, &dat, Some(n_source))?,
+                name: var,
+                unit,
+            }),
+            "steps" => pre_steps.push(Column {
+                values: take_u64(r, &dat, Some(n_source))?,
+                name: var,
+                unit,
+            }),
+            other => {
+                return Err(r.err(format!(
+                    "attribute kind of {dat} is \"{other}\", not \"real\" or \"steps\""
+                )));
+            }
+        }
+    }
+    let post_at = format!("{at}/post");
+    let slots = r.usize(&post_at, "slots")?;
+    let block = r.usize(&post_at, "block")?;
+    let ptr = take_u64(r, &format!("{post_at}/history_ptr"), None)?;
+    let flat = take_u64(r, &format!("{post_at}/history"), None)?;
+    let trace = take_f64(r, &format!("{post_at}/trace"), None)?;
+    let ok = ptr.first() == Some(&0)
+        && ptr.last().map(|&x| x as usize) == Some(flat.len())
+        && ptr.windows(2).all(|w| w[0] <= w[1]);
+    if !ok {
+        return Err(r.err(format!(
+            "{post_at}/history_ptr does not run from 0 to the {} stored spikes",
+            flat.len()
+        )));
+    }
+    let history = ptr
+        .windows(2)
+        .map(|w| flat[w[0] as usize..w[1] as usize].to_vec())
+        .collect();
+    Ok(PlasticityState {
+        rule,
+        synapse,
+        pre,
+        pre_steps,
+        post: myelin_components::PostSpikes {
+            history,
+            tail: Vec::new(),
+            trace,
+            slots,
+            block,
+            decay: 0.0,
+            kind: myelin_components::TraceKind::None,
+        },
     })
 }
 

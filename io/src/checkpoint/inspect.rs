@@ -106,13 +106,31 @@ fn describe_checkpoint(path: &Path, out: &mut String) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<14} {:<20} {:>12} {:>10} {:>7}",
+        "{:<14} {:<20} {:>12} {:>10} {:>7}  plasticity",
         "projection", "source -> target", "synapses", "max delay", "blocks"
     );
     for p in &c.projections {
+        let plasticity = p.plasticity.as_ref().map_or_else(
+            || "-".to_string(),
+            |s| {
+                let vars: Vec<&str> = s
+                    .synapse
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .chain(s.pre.iter().map(|c| c.name.as_str()))
+                    .chain(s.pre_steps.iter().map(|c| c.name.as_str()))
+                    .collect();
+                let spikes: usize = s.post.history.iter().map(Vec::len).sum();
+                format!(
+                    "{} ({}; {spikes} post spikes in the history)",
+                    s.rule,
+                    vars.join(", ")
+                )
+            },
+        );
         let _ = writeln!(
             out,
-            "{:<14} {:<20} {:>12} {:>10} {:>7}",
+            "{:<14} {:<20} {:>12} {:>10} {:>7}  {plasticity}",
             p.name,
             format!("{} -> {}", p.source, p.target),
             p.connectivity.len(),
@@ -167,7 +185,7 @@ fn describe_recording(path: &Path, root: &Group, out: &mut String) {
         f64_attr(root, "dt").unwrap_or_default(),
         u64_attr(root, "format_version").unwrap_or_default()
     );
-    for kind in ["spikes", "state"] {
+    for kind in ["spikes", "state", "weights"] {
         let Ok(g) = root.group(kind) else { continue };
         for label in g.member_names().unwrap_or_default() {
             let Ok(sub) = g.group(&label) else { continue };
@@ -187,6 +205,17 @@ fn describe_recording(path: &Path, root: &Group, out: &mut String) {
                 let _ = writeln!(
                     out,
                     "spikes {label:<14} population {pop}: {n} spikes{until}"
+                );
+            } else if kind == "weights" {
+                let proj = str_attr(&sub, "projection").unwrap_or_default();
+                let cols = sub
+                    .dataset("values")
+                    .ok()
+                    .and_then(|v| v.shape().get(1).copied())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "weights {label:<13} projection {proj}: {n} samples of {cols} synapses{until}"
                 );
             } else {
                 let var = str_attr(&sub, "variable").unwrap_or_default();
