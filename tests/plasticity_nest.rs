@@ -205,12 +205,12 @@ fn compare(catch_up_ms: Option<f64>) {
     for (c, tr) in r.cases.iter().zip(&traces) {
         let (pre, post, w) = (&tr.pre, &tr.post, &tr.w);
         assert!(
-            close(&pre, &c.pre_spikes),
+            close(pre, &c.pre_spikes),
             "{}: presynaptic spikes differ from NEST's",
             c.name
         );
         assert!(
-            close(&post, &c.post_spikes),
+            close(post, &c.post_spikes),
             "{}: postsynaptic spikes differ from NEST's",
             c.name
         );

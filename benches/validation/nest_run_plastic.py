@@ -263,6 +263,8 @@ def stats(run_dir, t_from):
             if n < len(rates):
                 rates = rates[np.unique(s)] if len(s) else rates[:n]
             out["rates"][label] = (rates.mean(), rates.std(ddof=1) / np.sqrt(len(rates)), len(rates))
+            h, _ = np.histogram(t, bins=np.arange(0.0, t_end + 1e-9, 25.0))
+            out.setdefault("peak", {})[label] = h.max() * 1000.0 / 25.0 / n
         for label, g in f.get("weights", {}).items():
             out["weights"][label] = (float(g["times"][-1]), g["values"][-1].astype(np.float64))
     return out
@@ -296,6 +298,25 @@ def compare(myelin_dirs, nest_dirs, t_from):
                 for j in range(i + 1, len(xs)):
                     ks = st.ks_2samp(xs[i], xs[j])
                     print(f"  KS {group}[{i}] vs {group}[{j}] (seed to seed): D = {ks.statistic:.4f}, p = {ks.pvalue:.3g}")
+    # Per run (seed) statistics, and whether the two simulators' runs come from one
+    # distribution (Mann-Whitney U over seeds: the seed-to-seed spread is the sampling error).
+    wl = next(iter(runs[0][2]["weights"]), None)
+    print("per run: E rate [Hz], peak 25-ms E rate [Hz], final weight mean and std [pA]")
+    table = {"myelin": [], "nest": []}
+    for sim, d, r in runs:
+        row = [r["rates"]["E"][0], r["peak"]["E"]]
+        if wl:
+            w = r["weights"][wl][1]
+            row += [w.mean(), w.std()]
+        table[sim].append(row)
+        print(f"  {sim:<7} " + "  ".join(f"{x:9.4f}" for x in row) + f"  {d}")
+    names = ["E rate", "peak rate", "w mean", "w std"]
+    a, b = np.array(table["myelin"]), np.array(table["nest"])
+    for k in range(a.shape[1]):
+        u = st.mannwhitneyu(a[:, k], b[:, k], alternative="two-sided") if len(a) > 1 and len(b) > 1 else None
+        print(f"  {names[k]:<10} myelin {np.median(a[:, k]):9.4f} (median of {len(a)}; {a[:, k].min():.4f} .. {a[:, k].max():.4f})"
+              f"   nest {np.median(b[:, k]):9.4f} (median of {len(b)}; {b[:, k].min():.4f} .. {b[:, k].max():.4f})"
+              + (f"   Mann-Whitney p = {u.pvalue:.3g}" if u else ""))
 
 
 if __name__ == "__main__":

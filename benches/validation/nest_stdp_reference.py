@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Reference weight trajectories of NEST's STDP synapses, for tests/plasticity_nest.rs.
+"""Reference weight trajectories of NEST's STDP synapses, for tests/plasticity_nest.rs, and a
+network-scale replay check.
 
     $PYTHON benches/validation/nest_stdp_reference.py [OUT.json]
+    $PYTHON benches/validation/nest_stdp_reference.py replay SCENE.json RUN_DIR [LABEL]
 
 (default OUT: tests/data/stdp_nest_reference.json; PYTHON: an interpreter with NEST 3.x,
 e.g. /work/venv-nest/bin/python.)
@@ -16,6 +18,14 @@ the same network in Myelin and compares spike for spike and weight for weight.
 Rules: stdp_synapse (multiplicative and additive), stdp_nn_symm_synapse,
 stdp_nn_pre_centered_synapse, stdp_nn_restr_synapse, stdp_pl_synapse_hom (the HPC
 benchmark's parameters).
+
+`replay` checks a whole Myelin run: it takes the spikes Myelin recorded for the source and
+target populations of a plastic projection and the synapses of a Weights recorder (sources,
+targets; the projection's weight and delay must be constants), replays exactly these spike
+trains in NEST through parrot neurons (the plastic synapses on the parrots' receptor 1, so
+they do not make spikes) and compares NEST's final weights with Myelin's last sample, synapse
+by synapse. SCENE.json is `myelin check SCENE --json`; the spike recorders must be labelled
+with the population names and record every neuron.
 """
 import json
 import os
@@ -112,7 +122,86 @@ def run_case(name, rule, model, params, w0, delay, seed):
     }
 
 
+NEST_MODEL = {"stdp": "stdp_synapse", "stdp_nn_symm": "stdp_nn_symm_synapse",
+              "stdp_nn_pre_centered": "stdp_nn_pre_centered_synapse",
+              "stdp_nn_restr": "stdp_nn_restr_synapse", "stdp_pl": "stdp_pl_synapse_hom"}
+
+
+def replay(scene_json, run_dir, label=None):
+    import h5py
+    scene = json.load(open(scene_json))
+    dt = scene["dt"]
+    with h5py.File(os.path.join(run_dir, "recordings.h5")) as f:
+        label = label or list(f["weights"].keys())[0]
+        g = f["weights"][label]
+        proj = g.attrs["projection"]
+        proj = proj.decode() if isinstance(proj, bytes) else proj
+        sources, targets = g["sources"][:], g["targets"][:]
+        t_end = float(g["times"][-1])
+        w_myelin = g["values"][-1].astype(np.float64)
+        j = next(p for p in scene["projections"] if (p.get("name") or f"{p['source']}->{p['target']}") == proj)
+        spikes = {}
+        for pop in {j["source"], j["target"]}:
+            s = f["spikes"][pop]
+            assert int(s.attrs["recorded_neurons"]) == int(s.attrs["n_neurons"]), f"record all of {pop}"
+            spikes[pop] = (s["times"][:], s["senders"][:], int(s.attrs["n_neurons"]))
+    pl = j["plasticity"]
+    params = dict(pl.get("params", {}))
+    tau_minus = params.pop("tau_minus", 20.0)
+    if pl["model"] == "stdp_pl":
+        params.pop("Wmax", None)
+    (w0,), (delay,) = j["weight"].values(), j["delay"].values()
+    shift, kick = 10.0, dt  # NEST's spike generators cannot emit at t <= 0: shift all by 10 ms
+
+    nest.ResetKernel()
+    nest.set_verbosity("M_ERROR")
+    nest.SetKernelStatus({"resolution": dt, "local_num_threads": 2, "print_time": False})
+    n_src = spikes[j["source"]][2]
+    tgt_ids = np.unique(targets)
+    pre = nest.Create("parrot_neuron", n_src)
+    post = nest.Create("parrot_neuron", len(tgt_ids), params={"tau_minus": tau_minus})
+
+    def drive(pop, nodes, index):
+        t, s, _ = spikes[pop]
+        keep = t <= t_end + 1e-9
+        t, s = t[keep], s[keep]
+        gens = nest.Create("spike_generator", len(index))
+        for k, i in enumerate(index):
+            times = np.round((t[s == i] + shift - kick) / dt) * dt
+            gens[k].spike_times = [float(x) for x in times]
+        nest.Connect(gens, nodes, "one_to_one", {"delay": kick})
+
+    drive(j["source"], pre, range(n_src))
+    drive(j["target"], post, tgt_ids)
+    nest.CopyModel(NEST_MODEL[pl["model"]], "replayed", params if pl["model"] == "stdp_pl" else {})
+    syn = {"synapse_model": "replayed", "weight": np.full(len(sources), w0), "delay": np.full(len(sources), delay),
+           "receptor_type": 1}
+    if pl["model"] != "stdp_pl":
+        syn.update({k: np.full(len(sources), v) for k, v in params.items()})
+    pos = np.searchsorted(tgt_ids, targets)
+    nest.Connect(np.asarray(pre.tolist())[sources], np.asarray(post.tolist())[pos], "one_to_one", syn)
+    nest.Simulate(t_end + shift + 2 * delay + 1.0)
+    c = nest.GetConnections(source=pre, target=post).get(["source", "target", "weight"])
+    src = np.asarray(c["source"]) - pre[0].global_id
+    tgt = tgt_ids[np.asarray(c["target"]) - post[0].global_id]
+    w_nest = np.asarray(c["weight"])
+    a = np.lexsort((w_myelin, targets, sources))
+    b = np.lexsort((w_nest, tgt, src))
+    assert np.array_equal(sources[a], src[b]) and np.array_equal(targets[a], tgt[b]), "same synapses"
+    wm, wn = w_myelin[a], w_nest[b]
+    rel = np.abs(wm - wn) / np.abs(wn)
+    n_pre = int(np.sum(spikes[j["source"]][0] <= t_end + 1e-9))
+    print(f"{run_dir}: {proj}, {len(wm)} synapses onto {len(tgt_ids)} targets, {n_pre} presynaptic spikes up to {t_end} ms")
+    print(f"  weights: Myelin mean {wm.mean():.6f} std {wm.std():.6f}, NEST mean {wn.mean():.6f} std {wn.std():.6f} [pA]")
+    print(f"  |Myelin - NEST| / NEST: max {rel.max():.3e}, 99.9 % {np.quantile(rel, 0.999):.3e}, median {np.median(rel):.3e}"
+          f" (f32 epsilon {np.finfo(np.float32).eps:.3e}); changed from the initial weight: {np.mean(wn != w0) * 100:.1f} %")
+    return rel.max()
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "replay":
+        replay(*sys.argv[2:])
+        return
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "..", "tests", "data", "stdp_nest_reference.json")
     cases = []
