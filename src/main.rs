@@ -196,14 +196,22 @@ fn analyze(
         }
         serde_json::Value::Object(m)
     };
+    let weights = analysis::weight_stats(
+        &analysis::read_weights(&dir.join("recordings.h5")).map_err(|e| e.to_string())?,
+    );
     let file = dir.join("analysis.json");
-    let text = serde_json::to_string_pretty(
-        &serde_json::json!({ "from_ms": from, "to_ms": end, "populations": keyed(per_neuron) }),
-    )
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "from_ms": from,
+        "to_ms": end,
+        "populations": keyed(per_neuron),
+        "weights": weights,
+    }))
     .expect("json");
     std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let mut weight_plots = Vec::new();
     if plots {
         analysis::write_plots(&dir.join("plots"), &trains, &stats, from, end)?;
+        weight_plots = analysis::write_weight_plots(&dir.join("plots"), &weights)?;
     }
     if json {
         outln!(
@@ -212,13 +220,19 @@ fn analyze(
         );
     } else {
         out!("{}", analysis::table(&stats, from, end));
+        out!("{}", analysis::weight_table(&weights));
         outln!(
             "written: {}{}",
             file.display(),
             if plots {
                 format!(
-                    ", {}/{{raster,rates_hist,rates_box}}.{{png,svg}}",
-                    dir.join("plots").display()
+                    ", {}/{{raster,rates_hist,rates_box{}}}.{{png,svg}}",
+                    dir.join("plots").display(),
+                    if weight_plots.is_empty() {
+                        ""
+                    } else {
+                        ",weights"
+                    }
                 )
             } else {
                 String::new()

@@ -150,6 +150,45 @@ fn same_spikes_and_weights_with_one_and_two_threads() {
     assert_eq!(times[0], 10.0);
     let proj: hdf5::types::VarLenUnicode = g.attr("projection").unwrap().read_scalar().unwrap();
     assert_eq!(proj.as_str(), "E->E");
+
+    // `myelin analyze` reports the weight distribution of every sample and the first and
+    // last samples' histograms, computed from the same data.
+    let o = ok(&["analyze", s(&a), "--from", "50", "--no-plots"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("weights E->E_weights (projection E->E, 2400 synapses)"),
+        "the table names the recorder"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("analysis.json")).unwrap()).unwrap();
+    let w = report["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["label"] == "E->E_weights")
+        .expect("E->E_weights in analysis.json");
+    let samples = w["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 20);
+    let last = &ee[19];
+    let mean = last.iter().map(|&x| f64::from(x)).sum::<f64>() / last.len() as f64;
+    let (min, max) = last
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let s19 = &samples[19];
+    assert!((s19["mean"].as_f64().unwrap() - mean).abs() <= 1e-9 * mean.abs());
+    assert_eq!(s19["min"].as_f64().unwrap(), f64::from(min));
+    assert_eq!(s19["max"].as_f64().unwrap(), f64::from(max));
+    assert_eq!(s19["t_ms"].as_f64().unwrap(), 200.0);
+    let h = &w["histogram"];
+    for k in ["first", "last"] {
+        let n: u64 = h[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum();
+        assert_eq!(n, 2400, "every synapse in the {k} histogram");
+    }
 }
 
 #[test]

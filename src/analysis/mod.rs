@@ -2,15 +2,19 @@
 //!
 //! Per population, over a time window that excludes the transient: the mean rate, the
 //! distribution of per-neuron rates (silent neurons count as zero), the irregularity
-//! (coefficient of variation of inter-spike intervals), and two synchrony measures.
+//! (coefficient of variation of inter-spike intervals), and two synchrony measures. Per
+//! weight recorder: the weight distribution of every sample and histograms
+//! ([`weights`]).
 
 mod plots;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use plots::write_plots;
+pub use plots::{write_plots, write_weight_plots};
+pub use weights::{WeightStats, read_weights, weight_stats, weight_table};
 
 /// Bin of the population spike-count histogram for the synchrony measure [ms]
 /// (the variance over the mean of such a histogram, as Potjans & Diesmann 2014). 1 ms

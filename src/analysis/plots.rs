@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::weights::WeightStats;
 use super::{PopulationStats, SpikeTrains};
 
 /// Neurons per population shown in the raster plot.
@@ -79,6 +80,134 @@ pub fn write_plots(
         boxes(a, stats)
     })?;
     Ok(files)
+}
+
+/// Writes `weights.png` and `weights.svg` into `dir`, one row per weight recorder: the
+/// histograms of the first and last samples, and the mean with its 1 % and 99 % quantiles
+/// over time; returns the files written (none without recorders).
+pub fn write_weight_plots(dir: &Path, stats: &[WeightStats]) -> Result<Vec<PathBuf>, String> {
+    let shown: Vec<&WeightStats> = stats.iter().filter(|w| w.histogram.is_some()).collect();
+    if shown.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let size = (1200, 360 * shown.len() as u32);
+    let png = dir.join("weights.png");
+    let svg = dir.join("weights.svg");
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        weight_panels(&root, &shown).map_err(|e| format!("{}: {e}", png.display()))?;
+        root.present()
+            .map_err(|e| format!("{}: {e}", png.display()))?;
+    }
+    {
+        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        weight_panels(&root, &shown).map_err(|e| format!("{}: {e}", svg.display()))?;
+        root.present()
+            .map_err(|e| format!("{}: {e}", svg.display()))?;
+    }
+    Ok(vec![png, svg])
+}
+
+fn weight_panels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    stats: &[&WeightStats],
+) -> PlotResult
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE)?;
+    let rows = area.split_evenly((stats.len(), 2));
+    for (k, w) in stats.iter().enumerate() {
+        let Some(h) = &w.histogram else { continue };
+        let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
+        let pad = if hi > lo {
+            0.0
+        } else {
+            lo.abs().max(1.0) * 0.01
+        };
+        let top = h
+            .first
+            .iter()
+            .chain(&h.last)
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.1;
+        let (t0, t1) = (w.samples[0].t_ms, w.samples[w.samples.len() - 1].t_ms);
+        let mut chart = ChartBuilder::on(&rows[2 * k])
+            .caption(
+                format!(
+                    "{} ({}): first ({t0} ms) and last ({t1} ms) sample",
+                    w.label, w.projection
+                ),
+                ("sans-serif", 16),
+            )
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d((lo - pad)..(hi + pad), 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("weight")
+            .y_desc("synapses")
+            .draw()?;
+        for (counts, color, name) in [
+            (&h.first, PALETTE[7], "first"),
+            (&h.last, PALETTE[0], "last"),
+        ] {
+            chart
+                .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                    Rectangle::new(
+                        [(h.edges[i], 0.0), (h.edges[i + 1], c as f64)],
+                        color.mix(0.55).filled(),
+                    )
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        let ylo = w
+            .samples
+            .iter()
+            .map(|s| s.quantiles[0])
+            .fold(f64::INFINITY, f64::min);
+        let yhi = w
+            .samples
+            .iter()
+            .map(|s| s.quantiles[4])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ypad = ((yhi - ylo) * 0.05).max(lo.abs().max(1.0) * 1e-3);
+        let mut chart = ChartBuilder::on(&rows[2 * k + 1])
+            .caption("mean, 1 % and 99 % quantiles over time", ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(t0..t1.max(t0 + 1.0), (ylo - ypad)..(yhi + ypad))?;
+        chart
+            .configure_mesh()
+            .x_desc("time [ms]")
+            .y_desc("weight")
+            .draw()?;
+        for (q, style) in [(0usize, PALETTE[7]), (4, PALETTE[7])] {
+            chart.draw_series(LineSeries::new(
+                w.samples.iter().map(|s| (s.t_ms, s.quantiles[q])),
+                style,
+            ))?;
+        }
+        chart.draw_series(LineSeries::new(
+            w.samples.iter().map(|s| (s.t_ms, s.mean)),
+            PALETTE[0].stroke_width(2),
+        ))?;
+    }
+    Ok(())
 }
 
 fn raster<DB: DrawingBackend>(
