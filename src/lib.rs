@@ -3,6 +3,7 @@
 pub mod runner;
 
 pub use myelin_components as components;
+pub use myelin_distributed as distributed;
 pub use myelin_engine as engine;
 pub use myelin_io as io;
 pub use myelin_systems as systems;

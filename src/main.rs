@@ -69,6 +69,24 @@ enum Command {
         /// Number of checkpoints kept (the newest).
         #[arg(long, value_name = "N", default_value_t = myelin::runner::DEFAULT_KEEP)]
         keep: usize,
+        /// Spike exchange between MPI ranks: collective (allgather) or p2p (only to ranks
+        /// holding targets). Used when run under `mpirun -np N` with N > 1.
+        #[arg(long, default_value = "collective")]
+        comm: myelin::distributed::CommMode,
+    },
+    /// Show how a scene would be split over MPI ranks (a dry run: nothing is built).
+    Partition {
+        /// The scene file (RON).
+        scene: PathBuf,
+        /// Number of ranks (1 to 100,000).
+        #[arg(long)]
+        ranks: usize,
+        /// Mean firing rate assumed for the traffic estimates [Hz].
+        #[arg(long, default_value_t = cli::partition::DEFAULT_RATE_HZ)]
+        rate: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Continue a run from a checkpoint (a file, or a folder: its newest usable one).
     Resume(cli::ResumeArgs),
@@ -113,15 +131,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Under MPI, `run` initialises MPI here and finalises it when `_mpi` drops.
+    let _mpi = myelin::runner::mpi_init(matches!(cli.command, Command::Run { .. }));
     let result = match cli.command {
-        Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend, checkpoint_every, checkpoint_dir, keep } => (|| {
+        Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend, checkpoint_every, checkpoint_dir, keep, comm } => (|| {
             let backend: myelin::engine::Backend = backend.parse().map_err(|e: myelin::engine::BackendError| e.to_string())?;
             backend.ensure_available().map_err(|e| e.to_string())?;
-            let opts = RunOptions { out, threads, seed, duration, overwrite, progress: !quiet, checkpoint_every, checkpoint_dir, keep };
+            let opts = RunOptions { out, threads, seed, duration, overwrite, progress: !quiet, checkpoint_every, checkpoint_dir, keep, comm };
             let summary = run_scene(&scene, &opts, |_| {}).map_err(|e| e.to_string())?;
-            out!("{}", summary.table());
+            if myelin::runner::is_root() {
+                out!("{}", summary.table());
+            }
             Ok::<(), String>(())
         })(),
+        Command::Partition { scene, ranks, rate, json } => cli::partition::partition(&scene, ranks, rate, json),
         Command::Resume(args) => cli::resume(&args),
         Command::Batch(args) => cli::batch(&args),
         Command::Inspect { file } => cli::inspect(&file),
@@ -151,10 +174,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => myelin::runner::fail(&e),
     }
 }
 

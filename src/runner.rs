@@ -1,6 +1,7 @@
 //! Running a scene from a file to an output folder: what `myelin run` does, callable from
 //! programs (and examples that add their own plugins).
 
+mod ranks;
 mod resume;
 mod session;
 pub mod sweep;
@@ -14,6 +15,7 @@ use myelin_io::checkpoint::CheckpointError;
 use myelin_io::{IoError, LoadedScene, SceneError, load_scene};
 use serde::Serialize;
 
+pub use ranks::{RankSummary, fail, is_root, mpi_init};
 pub use resume::{ResumeOptions, find_checkpoint, resume_run};
 use session::{CheckpointPolicy, Session};
 
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Number of checkpoints kept (the newest; default [`DEFAULT_KEEP`]).
     pub keep: usize,
+    /// Spike exchange between MPI ranks (used only with several ranks).
+    pub comm: myelin_distributed::CommMode,
 }
 
 /// Checkpoints kept by default.
@@ -66,6 +70,7 @@ impl Default for RunOptions {
             checkpoint_every: None,
             checkpoint_dir: None,
             keep: DEFAULT_KEEP,
+            comm: myelin_distributed::CommMode::default(),
         }
     }
 }
@@ -227,6 +232,15 @@ pub struct RunSummary {
     pub last_checkpoint: Option<String>,
     /// Checkpoints passed over because they were unusable (file and reason), newest first.
     pub skipped_checkpoints: Vec<String>,
+    /// MPI ranks that ran it (1: a single process).
+    pub ranks: usize,
+    /// Spike exchange between ranks (`collective` or `p2p`; absent on one process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// Per rank: neurons, synapses, construction and simulation time, exchange timers
+    /// (pack, wait, exchange, unpack, deliver); empty on one process.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_rank: Vec<RankSummary>,
 }
 
 impl RunSummary {
@@ -265,6 +279,20 @@ impl RunSummary {
             .map(|(n, t)| format!("{n} {t:.3} s"))
             .collect();
         let _ = writeln!(s, "phases         {}", phases.join(", "));
+        if let Some(comm) = &self.comm {
+            let t =
+                |f: &dyn Fn(&RankSummary) -> f64| self.per_rank.iter().map(f).fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "ranks          {} ({comm} exchange); slowest rank: pack {:.3} s, wait {:.3} s, exchange {:.3} s, unpack {:.3} s, deliver {:.3} s",
+                self.ranks,
+                t(&|r| r.timers.pack_s),
+                t(&|r| r.timers.wait_s),
+                t(&|r| r.timers.exchange_s),
+                t(&|r| r.timers.unpack_s),
+                t(&|r| r.timers.deliver_s)
+            );
+        }
         let _ = writeln!(s, "output         {}", self.out_dir);
         if let Some(t) = self.resumed_from_ms {
             let _ = writeln!(s, "resumed        from the checkpoint at {} ms", ms_text(t));
@@ -434,9 +462,28 @@ fn run_in_pool(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&stem));
-    check_output_dir(&out, opts.overwrite)?;
+    let comm = ranks::communicator();
+    let (root, several) = (comm.rank() == 0, comm.size() > 1);
+    if several
+        && let Some(why) = ranks::unsupported(&scene.network(), opts.checkpoint_every.is_some())
+    {
+        return Err(RunError::Option(format!("{}: {why}", path.display())));
+    }
+    if root {
+        check_output_dir(&out, opts.overwrite)?;
+    }
     create_dir(&out)?;
-    let lock = lock_output(&out)?;
+    // Rank 0 alone holds the lock and writes the outputs; the others hold a lock of
+    // their own only to satisfy the session's shape.
+    let lock = if root {
+        lock_output(&out)?
+    } else {
+        tempfile::tempfile().map_err(|source| RunError::Fs {
+            what: "cannot create a temporary file",
+            path: std::env::temp_dir(),
+            source,
+        })?
+    };
     let policy = CheckpointPolicy::new(
         opts.checkpoint_every,
         opts.checkpoint_dir.clone(),
@@ -453,7 +500,21 @@ fn run_in_pool(
         sim.world_mut().insert_resource(supplied);
     }
     let t0 = Instant::now();
-    let report = sim.build(&scene.network())?;
+    let spec = scene.network();
+    let mut ranked = if several {
+        Some(ranks::prepare(
+            &mut sim,
+            &spec,
+            &path.display().to_string(),
+            comm,
+        )?)
+    } else {
+        None
+    };
+    let report = sim.build(&spec)?;
+    if let Some(r) = ranked.as_mut() {
+        ranks::after_build(&mut sim, r, opts.comm);
+    }
     let construction_s = t0.elapsed().as_secs_f64();
     let end_step = sim.clock().steps(scene.duration);
     let mut session = Session::fresh(
@@ -467,8 +528,9 @@ fn run_in_pool(
         lock,
         report,
         construction_s,
+        ranked,
     )?;
-    session.simulate(opts.progress)?;
+    session.simulate(opts.progress && root)?;
     session.finish()
 }
 

@@ -10,7 +10,7 @@ use myelin_components::{
     block_count,
 };
 
-use crate::construct::{RuleContext, build_connectivity};
+use crate::construct::{RuleContext, build_connectivity_local};
 use crate::error::BuildError;
 use crate::model::InputContext;
 use crate::network::{NetworkSpec, RecorderSpec};
@@ -114,6 +114,14 @@ fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, S
     Ok(blk.delay.iter().copied().max().unwrap_or(1))
 }
 
+/// The neurons of each population (scene order) whose incoming synapses this process
+/// builds: an MPI rank's own part of the network. Insert it as a resource before building;
+/// [`build_network`] then draws, for every projection, only the synapses onto these
+/// neurons (exactly those a full build gives them, each target drawing from its own
+/// streams), and none onto the others. Without it every neuron is local.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct LocalNeurons(pub Vec<std::ops::Range<usize>>);
+
 /// What was built, and how long each construction phase took.
 #[derive(Clone, Debug, Default)]
 pub struct BuildReport {
@@ -156,6 +164,19 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             format!(
                 "connectivity is supplied for projection {k}, but the network has {} projections",
                 spec.projections.len()
+            ),
+        )]));
+    }
+    let local = world.remove_resource::<LocalNeurons>();
+    if let Some(l) = &local
+        && l.0.len() != spec.populations.len()
+    {
+        return Err(BuildError::Spec(vec![crate::SpecError::new(
+            crate::SpecPath::default(),
+            format!(
+                "local neuron ranges are given for {} populations, the network has {}",
+                l.0.len(),
+                spec.populations.len()
             ),
         )]));
     }
@@ -246,7 +267,26 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             }
             None => {
                 let r = (rule.create)(&params, &ctx);
-                build_connectivity(r.as_ref(), &ctx, &j.weight, &j.delay, dt, DELIVERY_BLOCK)
+                let targets = match &local {
+                    Some(l) => {
+                        let t = spec
+                            .populations
+                            .iter()
+                            .position(|p| p.name == j.target)
+                            .expect("validated");
+                        l.0[t].clone()
+                    }
+                    None => 0..ctx.n_target as usize,
+                };
+                build_connectivity_local(
+                    r.as_ref(),
+                    &ctx,
+                    &j.weight,
+                    &j.delay,
+                    dt,
+                    DELIVERY_BLOCK,
+                    targets,
+                )
             }
         };
         report.synapses += conn.len();

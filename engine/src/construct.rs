@@ -90,6 +90,30 @@ pub fn build_connectivity(
     dt: f64,
     block: usize,
 ) -> Connectivity {
+    build_connectivity_local(
+        rule,
+        ctx,
+        weight,
+        delay,
+        dt,
+        block,
+        0..ctx.n_target as usize,
+    )
+}
+
+/// [`build_connectivity`] restricted to the targets in `local` (an MPI rank's own
+/// neurons): the synapses onto them are exactly those a full build gives them, since each
+/// target draws from its own streams; every other target has no synapse. Blocks keep their
+/// full row pointers, so the result has the shape of a full build.
+pub fn build_connectivity_local(
+    rule: &dyn ConnectionRule,
+    ctx: &RuleContext,
+    weight: &Dist,
+    delay: &Dist,
+    dt: f64,
+    block: usize,
+    local: std::ops::Range<usize>,
+) -> Connectivity {
     let n_target = ctx.n_target as usize;
     let nb = n_target.div_ceil(block);
     let blocks: Vec<SynapseBlock> = (0..nb)
@@ -103,6 +127,7 @@ pub fn build_connectivity(
                 dt,
                 b * block,
                 ((b + 1) * block).min(n_target),
+                &local,
             )
         })
         .collect();
@@ -126,6 +151,7 @@ fn build_block(
     dt: f64,
     first: usize,
     last: usize,
+    local: &std::ops::Range<usize>,
 ) -> SynapseBlock {
     let (seed, id) = (ctx.seed, ctx.projection);
     let mut src: Vec<u32> = Vec::new();
@@ -133,7 +159,7 @@ fn build_block(
     let mut w: Vec<f32> = Vec::new();
     let mut d: Vec<u16> = Vec::new();
     let mut tmp = Vec::new();
-    for j in first..last {
+    for j in first.max(local.start)..last.min(local.end) {
         tmp.clear();
         let mut cs = Stream::new(seed, Purpose::Connect, id, j as u32, 0);
         rule.sources(j as u32, &mut cs, &mut tmp);

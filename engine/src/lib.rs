@@ -16,11 +16,13 @@ mod validate;
 
 pub use backend::{Backend, BackendError};
 pub use build::{
-    BuildReport, DeliveryPlan, PopulationIndex, SuppliedConnectivity, build_network,
+    BuildReport, DeliveryPlan, LocalNeurons, PopulationIndex, SuppliedConnectivity, build_network,
     check_connectivity,
 };
 pub use clock::{RunSeed, SimClock};
-pub use construct::{ConnectionRule, RuleContext, build_connectivity, delay_steps};
+pub use construct::{
+    ConnectionRule, RuleContext, build_connectivity, build_connectivity_local, delay_steps,
+};
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
 pub use model::{
     InputContext, InputModel, NeuronModel, Neurons, PlasticStep, PlasticSynapses, Plasticity,

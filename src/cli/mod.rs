@@ -2,6 +2,7 @@
 
 mod batch;
 mod manifest;
+pub mod partition;
 
 use std::path::{Path, PathBuf};
 

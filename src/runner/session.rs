@@ -13,6 +13,7 @@ use myelin_io::checkpoint::{
 };
 use myelin_io::{LoadedScene, RecordingWriter, RunMeta, Scene};
 
+use super::ranks::Ranked;
 use super::{CHECKPOINT_SUBDIR, PopulationSummary, RunError, RunSummary, write_atomic};
 
 /// Simulated time between progress updates and recording flushes [ms].
@@ -122,7 +123,8 @@ pub(super) struct Session {
     pub scene_file: String,
     pub out: PathBuf,
     pub policy: Option<CheckpointPolicy>,
-    pub writer: RecordingWriter,
+    /// The recordings; on ranks other than 0 of a distributed run, none (rank 0 writes).
+    pub writer: Option<RecordingWriter>,
     pub threads: usize,
     /// The output folder's lock, held for the session's life.
     pub lock: std::fs::File,
@@ -134,6 +136,8 @@ pub(super) struct Session {
     pub skipped: Vec<String>,
     simulation_s: f64,
     log: CheckpointLog,
+    /// This rank's share of a distributed run (`None` on one process).
+    ranked: Option<Ranked>,
 }
 
 impl Session {
@@ -149,6 +153,7 @@ impl Session {
         lock: std::fs::File,
         report: BuildReport,
         construction_s: f64,
+        ranked: Option<Ranked>,
     ) -> Result<Self, RunError> {
         // Checkpoints record the folder absolutely; the summary names it as given.
         let run = run_info(
@@ -158,7 +163,15 @@ impl Session {
             end_step,
             policy.as_ref(),
         );
-        let writer = RecordingWriter::create(&out.join(RECORDINGS), &run_meta(&run, scene))?;
+        let root = ranked.as_ref().is_none_or(|r| r.comm.rank() == 0);
+        let writer = if root {
+            Some(RecordingWriter::create(
+                &out.join(RECORDINGS),
+                &run_meta(&run, scene),
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             sim,
             run,
@@ -176,6 +189,7 @@ impl Session {
             skipped: Vec::new(),
             simulation_s: 0.0,
             log: CheckpointLog::default(),
+            ranked,
         })
     }
 
@@ -200,7 +214,7 @@ impl Session {
             scene,
             out,
             policy,
-            writer,
+            writer: Some(writer),
             threads,
             lock,
             report,
@@ -210,6 +224,7 @@ impl Session {
             skipped: Vec::new(),
             simulation_s: 0.0,
             log: CheckpointLog::default(),
+            ranked: None,
         }
     }
 
@@ -231,8 +246,16 @@ impl Session {
             if let Some(p) = &self.policy {
                 next = next.min((step / p.every_steps + 1) * p.every_steps);
             }
-            self.sim.run_steps(next - step);
-            self.writer.flush(self.sim.world_mut())?;
+            match &mut self.ranked {
+                Some(r) => {
+                    r.run_steps(&mut self.sim, next - step);
+                    r.gather_recordings(self.sim.world_mut());
+                }
+                None => self.sim.run_steps(next - step),
+            }
+            if let Some(w) = &mut self.writer {
+                w.flush(self.sim.world_mut())?;
+            }
             if self.policy.as_ref().is_some_and(|p| p.due(next, end)) {
                 self.checkpoint()?;
             }
@@ -256,9 +279,12 @@ impl Session {
             return Ok(());
         };
         let t = Instant::now();
-        self.writer.sync()?;
+        let Some(writer) = &mut self.writer else {
+            return Ok(());
+        };
+        writer.sync()?;
         let path = policy.dir.join(checkpoint_file_name(self.sim.clock().step));
-        let stats = write_checkpoint(&path, self.sim.world(), &self.run, &self.writer.positions())?;
+        let stats = write_checkpoint(&path, self.sim.world(), &self.run, &writer.positions())?;
         prune_checkpoints(&policy.dir, policy.keep)?;
         self.log.written += 1;
         self.log.seconds += t.elapsed().as_secs_f64();
@@ -285,20 +311,50 @@ impl Session {
             skipped,
             simulation_s,
             log,
+            ranked,
             ..
         } = self;
-        writer.finish()?;
+        if let Some(w) = writer {
+            w.finish()?;
+        }
         let dt = scene.dt;
         let end = sim.clock().step;
         let duration_ms = end as f64 * dt;
         let simulated_here_ms = (end - start_step) as f64 * dt;
         let world = sim.world_mut();
+        let (synapses, per_rank) = match &ranked {
+            Some(r) => {
+                let per_rank = r.rank_summaries(
+                    construction_s,
+                    simulation_s,
+                    report.synapses,
+                    report.synapse_bytes,
+                );
+                (r.sum_counts(world, report.synapses), per_rank)
+            }
+            None => (report.synapses, Vec::new()),
+        };
         let populations = population_summaries(world, duration_ms);
         let timers = world.resource::<PhaseTimers>();
-        let phases_s = SimSystems::ALL
+        let mut phases_s: Vec<(String, f64)> = SimSystems::ALL
             .iter()
             .map(|&p| (p.name().to_string(), timers.get(p).as_secs_f64()))
             .collect();
+        // On several ranks the exchange (pack, wait, send, unpack) and the delivery of each
+        // window run between steps: this rank's times join their phases.
+        if let Some(t) = ranked
+            .as_ref()
+            .and_then(|r| r.exchanger.as_ref())
+            .map(|e| &e.timers)
+        {
+            for (name, v) in &mut phases_s {
+                match name.as_str() {
+                    "exchange" => *v += t.pack_s + t.wait_s + t.exchange_s + t.unpack_s,
+                    "deliver" => *v += t.deliver_s,
+                    _ => {}
+                }
+            }
+        }
         let summary = RunSummary {
             scene: run.scene_name.clone(),
             scene_file,
@@ -308,7 +364,7 @@ impl Session {
             duration_ms,
             threads,
             neurons: report.neurons,
-            synapses: report.synapses,
+            synapses,
             synapse_bytes: report.synapse_bytes,
             ring_bytes: report.ring_bytes,
             construction_s,
@@ -330,7 +386,17 @@ impl Session {
             checkpoint_bytes: log.bytes,
             last_checkpoint: log.last.map(|p| p.display().to_string()),
             skipped_checkpoints: skipped,
+            ranks: ranked.as_ref().map_or(1, |r| r.comm.size()),
+            comm: ranked
+                .as_ref()
+                .and_then(|r| r.exchanger.as_ref())
+                .map(|e| e.mode().name().to_string()),
+            per_rank,
         };
+        if ranked.as_ref().is_some_and(|r| r.comm.rank() != 0) {
+            drop(lock);
+            return Ok(summary);
+        }
         let json = serde_json::to_string_pretty(&summary)
             .map_err(|e| RunError::Option(format!("cannot serialise the run summary: {e}")))?;
         write_atomic(&out.join("summary.json"), json.as_bytes())?;

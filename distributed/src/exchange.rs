@@ -1,0 +1,376 @@
+//! Spike exchange between ranks, once per minimum-delay window, and the delivery of the
+//! window's spikes in the single-process order.
+//!
+//! Under MPI the engine's own delivery phase is switched off. During a window the
+//! [`keep_local_spikes`] system (phase `Exchange`) keeps in each population's `Spikes` only
+//! the neurons this rank owns (so recording sees its own part) and stores them. At the end
+//! of the window [`Exchanger::exchange`] sends them (`collective`: an allgather of all
+//! spike ids; `p2p`: each spike only to the ranks holding a target of its neuron), then
+//! delivers the window step by step: for every step in order, every local block sums the
+//! incoming projections in scene order, the spiking sources ascending and each row in
+//! order, exactly as the single-process delivery of that step did. Every synapse delay is
+//! at least the window, so no spike is needed before it is delivered, and every ring-buffer
+//! cell receives its additions in the same order as in one process: spike trains are
+//! bit-identical for any number of ranks.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Instant;
+
+use bevy_ecs::prelude::*;
+use myelin_components::{
+    CHANNELS, Connectivity, Population, Projection, RingBlockMut, Spikes, StableId, SynapticInput,
+    channel_of,
+};
+use myelin_engine::{DeliveryPlan, SimClock};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::comm::Comm;
+
+/// How spikes travel between ranks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommMode {
+    /// Every rank receives every spike id (allgather).
+    #[default]
+    Collective,
+    /// Each spike goes only to the ranks that hold a target of its neuron (all-to-all with
+    /// per-destination lists; the rank sets are computed at construction).
+    P2p,
+}
+
+impl std::str::FromStr for CommMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "collective" => Ok(Self::Collective),
+            "p2p" => Ok(Self::P2p),
+            _ => Err(format!(
+                "unknown exchange mode {s:?}: expected collective or p2p"
+            )),
+        }
+    }
+}
+
+impl CommMode {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Collective => "collective",
+            Self::P2p => "p2p",
+        }
+    }
+}
+
+/// This rank's part of the network and the spikes of its neurons not yet exchanged.
+#[derive(Resource, Clone, Debug)]
+pub struct LocalPart {
+    /// Owned neurons of each population (scene order, population-local indices).
+    pub local: Vec<Range<usize>>,
+    /// The local spikes of each step since the last exchange: `(step, per population)`.
+    pub pending: Vec<(u64, Vec<Vec<u32>>)>,
+}
+
+/// Phase `Exchange`: keeps only the spikes of owned neurons in every population's
+/// `Spikes` (and its count), and stores them for the window's exchange.
+pub fn keep_local_spikes(
+    clock: Res<SimClock>,
+    mut part: ResMut<LocalPart>,
+    mut q: Query<(&StableId, &mut Spikes), With<Population>>,
+) {
+    let mut per_pop = vec![Vec::new(); part.local.len()];
+    for (id, mut s) in &mut q {
+        let k = id.0 as usize;
+        let r = part.local[k].clone();
+        let s = &mut *s;
+        let before = s.current.len();
+        s.current.retain(|&i| r.contains(&(i as usize)));
+        for b in &mut s.per_block {
+            b.retain(|&i| r.contains(&(i as usize)));
+        }
+        s.total -= (before - s.current.len()) as u64;
+        per_pop[k] = s.current.clone();
+    }
+    part.pending.push((clock.step, per_pop));
+}
+
+/// Seconds spent exchanging, per part, and what was exchanged.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExchangeTimers {
+    /// Packing local spikes into messages [s].
+    pub pack_s: f64,
+    /// Waiting for the other ranks before the exchange (load imbalance) [s].
+    pub wait_s: f64,
+    /// The MPI exchange itself [s].
+    pub exchange_s: f64,
+    /// Unpacking received spikes into per-step, per-population sorted lists [s].
+    pub unpack_s: f64,
+    /// Delivering the window's spikes into the local ring buffers [s].
+    pub deliver_s: f64,
+    /// Exchanges made (windows).
+    pub windows: u64,
+    /// Spike ids sent (counted once per destination for p2p, once for collective).
+    pub spikes_sent: u64,
+    /// Spike ids received (own included for collective).
+    pub spikes_received: u64,
+}
+
+/// The exchange of one rank: mode, routing and timers.
+pub struct Exchanger {
+    mode: CommMode,
+    /// First global id of each population, then the number of neurons.
+    first_id: Vec<u64>,
+    /// p2p: for each owned neuron (by global id), the other ranks holding a target of it.
+    routes: HashMap<u64, Vec<u32>>,
+    /// Timers so far.
+    pub timers: ExchangeTimers,
+}
+
+impl Exchanger {
+    /// Prepares the exchange after the network was built with this rank's part. For p2p,
+    /// every rank marks the neurons with a synapse onto its own neurons and the ranks
+    /// share these marks once (a bitset of all neurons per rank).
+    pub fn new(world: &mut World, comm: &dyn Comm, mode: CommMode) -> Self {
+        let mut pops: Vec<(u32, u64, usize)> = world
+            .query::<(&StableId, &Population)>()
+            .iter(world)
+            .map(|(id, p)| (id.0, p.first_id, p.size))
+            .collect();
+        pops.sort_unstable();
+        let mut first_id: Vec<u64> = pops.iter().map(|p| p.1).collect();
+        first_id.push(pops.last().map_or(0, |p| p.1 + p.2 as u64));
+        let mut routes = HashMap::new();
+        if mode == CommMode::P2p && comm.size() > 1 {
+            let n = *first_id.last().unwrap_or(&0) as usize;
+            let words = n.div_ceil(32);
+            let mut mine = vec![0u32; words];
+            let first_of: HashMap<Entity, u64> = world
+                .query::<(Entity, &Population)>()
+                .iter(world)
+                .map(|(e, p)| (e, p.first_id))
+                .collect();
+            for (proj, conn) in world.query::<(&Projection, &Connectivity)>().iter(world) {
+                let f = first_of[&proj.source];
+                for blk in &conn.blocks {
+                    if blk.is_empty() {
+                        continue;
+                    }
+                    for i in 0..conn.n_source {
+                        if blk.row_ptr[i + 1] > blk.row_ptr[i] {
+                            let g = f as usize + i;
+                            mine[g / 32] |= 1 << (g % 32);
+                        }
+                    }
+                }
+            }
+            let (all, _) = comm.all_gather_v(&mine);
+            let part = world.resource::<LocalPart>();
+            let me = comm.rank();
+            for (k, r) in part.local.iter().enumerate() {
+                for i in r.clone() {
+                    let g = first_id[k] + i as u64;
+                    let (w, bit) = (g as usize / 32, g % 32);
+                    let dest: Vec<u32> = (0..comm.size())
+                        .filter(|&s| s != me && all[s * words + w] & (1 << bit) != 0)
+                        .map(|s| s as u32)
+                        .collect();
+                    if !dest.is_empty() {
+                        routes.insert(g, dest);
+                    }
+                }
+            }
+        }
+        Self {
+            mode,
+            first_id,
+            routes,
+            timers: ExchangeTimers::default(),
+        }
+    }
+
+    /// The exchange mode.
+    pub fn mode(&self) -> CommMode {
+        self.mode
+    }
+
+    /// Exchanges the pending window's spikes with every rank and delivers them. All ranks
+    /// call it after the same steps.
+    pub fn exchange(&mut self, world: &mut World, comm: &dyn Comm) {
+        let t0 = Instant::now();
+        let pending = std::mem::take(&mut world.resource_mut::<LocalPart>().pending);
+        let Some(&(step0, _)) = pending.first() else {
+            return;
+        };
+        let npop = self.first_id.len() - 1;
+        let nsteps = pending.len();
+        // Messages: (step offset, global id) pairs.
+        let mut own: Vec<u32> = Vec::new();
+        let mut to: Vec<Vec<u32>> = vec![Vec::new(); comm.size()];
+        for (step, pops) in &pending {
+            let off = (step - step0) as u32;
+            for (k, ids) in pops.iter().enumerate() {
+                for &i in ids {
+                    let g = self.first_id[k] + u64::from(i);
+                    match self.mode {
+                        CommMode::Collective => own.extend([off, g as u32]),
+                        CommMode::P2p => {
+                            own.extend([off, g as u32]);
+                            if let Some(dest) = self.routes.get(&g) {
+                                for &s in dest {
+                                    to[s as usize].extend([off, g as u32]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let t1 = Instant::now();
+        comm.barrier();
+        let t2 = Instant::now();
+        let received = match self.mode {
+            CommMode::Collective => {
+                self.timers.spikes_sent += own.len() as u64 / 2;
+                comm.all_gather_v(&own).0
+            }
+            CommMode::P2p => {
+                self.timers.spikes_sent += to.iter().map(|v| v.len() as u64 / 2).sum::<u64>();
+                let (mut r, _) = comm.all_to_all_v(&to);
+                r.extend_from_slice(&own);
+                r
+            }
+        };
+        let t3 = Instant::now();
+        self.timers.spikes_received += received.len() as u64 / 2;
+        let mut spikes: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); npop]; nsteps];
+        for pair in received.chunks_exact(2) {
+            let (off, g) = (pair[0] as usize, u64::from(pair[1]));
+            let k = self.first_id.partition_point(|&f| f <= g) - 1;
+            spikes[off][k].push((g - self.first_id[k]) as u32);
+        }
+        for step in &mut spikes {
+            for ids in step.iter_mut() {
+                ids.sort_unstable();
+            }
+        }
+        let t4 = Instant::now();
+        for (s, step_spikes) in spikes.iter().enumerate() {
+            deliver(world, step0 + s as u64, step_spikes);
+        }
+        let t5 = Instant::now();
+        let tm = &mut self.timers;
+        tm.pack_s += (t1 - t0).as_secs_f64();
+        tm.wait_s += (t2 - t1).as_secs_f64();
+        tm.exchange_s += (t3 - t2).as_secs_f64();
+        tm.unpack_s += (t4 - t3).as_secs_f64();
+        tm.deliver_s += (t5 - t4).as_secs_f64();
+        tm.windows += 1;
+    }
+}
+
+/// Delivers the spikes of `step` (`spikes[k]`: sorted neuron indices of population `k`)
+/// into the ring buffers of this rank's blocks, in the single-process order.
+fn deliver(world: &mut World, step: u64, spikes: &[Vec<u32>]) {
+    if spikes.iter().all(Vec::is_empty) {
+        return;
+    }
+    let plan = world.resource::<DeliveryPlan>().clone();
+    let local = world.resource::<LocalPart>().local.clone();
+    let pop_index: HashMap<Entity, usize> = world
+        .query::<(Entity, &StableId, &Population)>()
+        .iter(world)
+        .map(|(e, id, _)| (e, id.0 as usize))
+        .collect();
+    let mut q = world.query::<&Projection>();
+    let targets: Vec<Entity> = plan
+        .incoming
+        .iter()
+        .filter(|(_, projs)| {
+            projs.iter().any(|&p| {
+                q.get(world, p)
+                    .is_ok_and(|proj| !spikes[pop_index[&proj.source]].is_empty())
+            })
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    // Rings are mutated while connectivity is read: take the rings out of the world.
+    let mut rings: Vec<(Entity, SynapticInput)> = targets
+        .iter()
+        .map(|&e| {
+            let ring = world
+                .get_mut::<SynapticInput>(e)
+                .map(|mut r| std::mem::replace(&mut *r, SynapticInput::new(0, 1, 0)))
+                .expect("a target population has ring buffers");
+            (e, ring)
+        })
+        .collect();
+    {
+        let mut q = world.query::<(&Projection, &Connectivity)>();
+        let mut incoming: HashMap<Entity, Vec<(&Connectivity, &[u32])>> = HashMap::new();
+        for (target, projs) in &plan.incoming {
+            let list: Vec<(&Connectivity, &[u32])> = projs
+                .iter()
+                .filter_map(|&p| {
+                    let (proj, conn) = q.get(world, p).ok()?;
+                    let s = &spikes[pop_index[&proj.source]];
+                    (!s.is_empty()).then_some((conn, s.as_slice()))
+                })
+                .collect();
+            if !list.is_empty() {
+                incoming.insert(*target, list);
+            }
+        }
+        let mut work: Vec<(RingBlockMut<'_>, &Vec<(&Connectivity, &[u32])>)> = Vec::new();
+        for (e, ring) in rings.iter_mut() {
+            let range = &local[pop_index[e]];
+            if let Some(list) = incoming.get(e) {
+                for b in ring.blocks_mut() {
+                    if b.first < range.end && b.first + b.len > range.start {
+                        work.push((b, list));
+                    }
+                }
+            }
+        }
+        work.into_par_iter()
+            .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
+    }
+    for (e, ring) in rings {
+        *world
+            .get_mut::<SynapticInput>(e)
+            .expect("a target population has ring buffers") = ring;
+    }
+}
+
+/// One block's delivery of one step: projections in plan order, sources in the given
+/// (ascending) order, rows in order; the arithmetic of the engine's own delivery.
+#[inline]
+fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
+    let b = ring.index;
+    let (data, slots, block) = ring.raw_mut();
+    let now = (step % slots as u64) as usize;
+    for (conn, sources) in list {
+        let blk = &conn.blocks[b];
+        if blk.is_empty() {
+            continue;
+        }
+        for &i in *sources {
+            let row = blk.row(i as usize);
+            let (t, w, d) = (
+                &blk.target[row.clone()],
+                &blk.weight[row.clone()],
+                &blk.delay[row],
+            );
+            for k in 0..t.len() {
+                let mut slot = now + usize::from(d[k]);
+                if slot >= slots {
+                    slot -= slots;
+                }
+                data[(slot * CHANNELS + channel_of(w[k])) * block + usize::from(t[k])] += w[k];
+            }
+        }
+    }
+}

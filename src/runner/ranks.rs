@@ -1,0 +1,313 @@
+//! Rank awareness of a run: MPI start-up, the partition of this rank, the exchange per
+//! window, and the merge of recordings and summaries on rank 0.
+//!
+//! Without the `mpi` feature, or when not started by `mpirun` (no MPI environment), the
+//! run is the single process it always was and nothing here is used.
+
+use bevy_ecs::prelude::*;
+use myelin_components::{SpikeRecorder, Spikes};
+use myelin_distributed::partition::{self, Costs, Plan};
+use myelin_distributed::{Comm, CommMode, ExchangeTimers, Exchanger, LocalPart};
+use myelin_engine::{LocalNeurons, NetworkSpec, RecorderSpec, SimStep, SimSystems, Simulation};
+use serde::Serialize;
+
+use super::RunError;
+
+/// Bytes of per-neuron bookkeeping besides the model's state variables (external current
+/// and a spike-list entry).
+const NEURON_OVERHEAD_BYTES: f64 = 8.0;
+/// Firing rate assumed by the partitioner's traffic weights [Hz].
+const PLAN_RATE_HZ: f64 = 10.0;
+
+/// Keeps MPI initialised while alive (finalised on drop).
+pub struct MpiGuard {
+    #[cfg(feature = "mpi")]
+    _universe: Option<myelin_distributed::comm::Universe>,
+}
+
+/// Whether this process was started by an MPI launcher.
+fn under_mpi_launcher() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// Initialises MPI when `enable`, the `mpi` feature is built and the process was started
+/// by `mpirun`; otherwise does nothing.
+pub fn mpi_init(enable: bool) -> MpiGuard {
+    #[cfg(feature = "mpi")]
+    {
+        let universe = (enable && under_mpi_launcher())
+            .then(myelin_distributed::comm::init)
+            .flatten();
+        MpiGuard {
+            _universe: universe,
+        }
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let _ = (enable, under_mpi_launcher());
+        MpiGuard {}
+    }
+}
+
+/// The communicator of this process: MPI's world when MPI is initialised, else one process.
+pub fn communicator() -> Box<dyn Comm> {
+    #[cfg(feature = "mpi")]
+    {
+        if myelin_distributed::comm::initialised() {
+            return Box::new(myelin_distributed::comm::Mpi::world());
+        }
+    }
+    Box::new(myelin_distributed::Local)
+}
+
+/// Whether this process is rank 0 (or the only process).
+pub fn is_root() -> bool {
+    communicator().rank() == 0
+}
+
+/// Reports `message` and ends: rank 0 prints it; another rank prints it (with its rank)
+/// only if rank 0 has not ended the job first. With several ranks the whole job is
+/// aborted (MPI_Abort), so no rank is left waiting.
+pub fn fail(message: &str) -> std::process::ExitCode {
+    let comm = communicator();
+    if comm.size() > 1 {
+        if comm.rank() == 0 {
+            eprintln!("error: {message}");
+        } else {
+            // The same error usually stops rank 0 too: let it speak first.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            eprintln!("error (rank {}): {message}", comm.rank());
+        }
+        comm.abort(1)
+    }
+    eprintln!("error: {message}");
+    std::process::ExitCode::FAILURE
+}
+
+/// What of a scene cannot run on several ranks yet: an error naming it, or `None`.
+pub fn unsupported(spec: &NetworkSpec, checkpoints: bool) -> Option<String> {
+    if let Some(j) = spec.projections.iter().find(|j| j.plasticity.is_some()) {
+        return Some(format!(
+            "projection {} is plastic; plasticity runs on one process only (run without mpirun, or with -np 1)",
+            j.display_name()
+        ));
+    }
+    if let Some(j) = spec.projections.iter().find(|j| j.warm_start.is_some()) {
+        return Some(format!(
+            "projection {} is warm-started from a checkpoint; warm starts run on one process only",
+            j.display_name()
+        ));
+    }
+    if let Some(r) = spec
+        .recorders
+        .iter()
+        .find(|r| !matches!(r, RecorderSpec::Spikes { .. }))
+    {
+        return Some(format!(
+            "recorder {} records state or weights; on several ranks only spike recorders are supported",
+            r.label()
+        ));
+    }
+    if checkpoints {
+        return Some(
+            "checkpoints (--checkpoint-every) are not supported on several ranks yet".into(),
+        );
+    }
+    None
+}
+
+/// This rank's share of a distributed run.
+pub struct Ranked {
+    /// The communicator.
+    pub comm: Box<dyn Comm>,
+    /// The partition.
+    pub plan: Plan,
+    /// Exchange mode and timers.
+    pub exchanger: Option<Exchanger>,
+    /// Steps per exchange window.
+    pub window: u64,
+}
+
+/// Plans the partition and prepares `sim` to build only this rank's part.
+pub fn prepare(
+    sim: &mut Simulation,
+    spec: &NetworkSpec,
+    scene_file: &str,
+    comm: Box<dyn Comm>,
+) -> Result<Ranked, RunError> {
+    let reg = sim.registry();
+    let costs = Costs {
+        state_bytes: spec
+            .populations
+            .iter()
+            .map(|p| {
+                let e = &reg.neurons[p.model.as_str()];
+                (e.real.len() + e.int.len()) as f64 * 4.0 + NEURON_OVERHEAD_BYTES
+            })
+            .collect(),
+        rate_hz: PLAN_RATE_HZ,
+    };
+    let plan = partition::partition(spec, comm.size(), &costs)
+        .map_err(|e| RunError::Option(format!("{scene_file}: {e}")))?;
+    let local = plan.local(comm.rank());
+    sim.world_mut().insert_resource(LocalNeurons(local));
+    let window = u64::from(partition::min_delay_steps(spec)).max(1);
+    Ok(Ranked {
+        comm,
+        plan,
+        exchanger: None,
+        window,
+    })
+}
+
+/// After the build: the local-spike system in `Exchange`, the engine's delivery off (the
+/// exchange delivers), and the exchange's routes.
+pub fn after_build(sim: &mut Simulation, ranked: &mut Ranked, mode: CommMode) {
+    let local = ranked.plan.local(ranked.comm.rank());
+    sim.world_mut().insert_resource(LocalPart {
+        local,
+        pending: Vec::new(),
+    });
+    let app = sim.app_mut();
+    app.add_systems(
+        SimStep,
+        myelin_distributed::keep_local_spikes.in_set(SimSystems::Exchange),
+    );
+    app.configure_sets(SimStep, SimSystems::Deliver.run_if(|| false));
+    ranked.exchanger = Some(Exchanger::new(sim.world_mut(), &*ranked.comm, mode));
+}
+
+impl Ranked {
+    /// Runs `n` steps, exchanging after every window and at the end.
+    pub fn run_steps(&mut self, sim: &mut Simulation, n: u64) {
+        let mut left = n;
+        let ex = self.exchanger.as_mut().expect("prepared after the build");
+        while left > 0 {
+            let k = left.min(self.window);
+            sim.run_steps(k);
+            ex.exchange(sim.world_mut(), &*self.comm);
+            left -= k;
+        }
+    }
+
+    /// Moves every rank's recorded spikes to rank 0, merged in the single-process order
+    /// (step, then neuron); other ranks are left with empty recorders.
+    pub fn gather_recordings(&self, world: &mut World) {
+        let mut recs: Vec<(String, Mut<SpikeRecorder>)> = Vec::new();
+        let mut q = world.query::<&mut SpikeRecorder>();
+        for r in q.iter_mut(world) {
+            recs.push((r.label.clone(), r));
+        }
+        recs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, r) in &mut recs {
+            let packed: Vec<u64> = r
+                .steps
+                .iter()
+                .zip(&r.senders)
+                .flat_map(|(&s, &i)| [s, u64::from(i)])
+                .collect();
+            let got = self.comm.gather_v_u64(&packed);
+            r.steps.clear();
+            r.senders.clear();
+            if let Some((all, _)) = got {
+                let mut pairs: Vec<(u64, u32)> =
+                    all.chunks_exact(2).map(|p| (p[0], p[1] as u32)).collect();
+                pairs.sort_unstable();
+                r.recorded = 0;
+                r.steps.extend(pairs.iter().map(|p| p.0));
+                r.senders.extend(pairs.iter().map(|p| p.1));
+            }
+        }
+    }
+
+    /// Spike counts of every population summed over ranks (written back into `Spikes`),
+    /// and the synapse count; every rank calls it.
+    pub fn sum_counts(&self, world: &mut World, synapses: usize) -> usize {
+        let mut q = world.query::<(&myelin_components::StableId, &mut Spikes)>();
+        let mut rows: Vec<(u32, Mut<Spikes>)> =
+            q.iter_mut(world).map(|(id, s)| (id.0, s)).collect();
+        rows.sort_by_key(|r| r.0);
+        let mut counts: Vec<u64> = rows.iter().map(|r| r.1.total).collect();
+        counts.push(synapses as u64);
+        let sums = self.comm.sum_u64(&counts);
+        for (r, &s) in rows.iter_mut().zip(&sums) {
+            r.1.total = s;
+        }
+        sums.last().copied().unwrap_or(0) as usize
+    }
+
+    /// Every rank's timers and construction figures, on every rank.
+    pub fn rank_summaries(
+        &self,
+        construction_s: f64,
+        simulation_s: f64,
+        synapses: usize,
+        synapse_bytes: usize,
+    ) -> Vec<RankSummary> {
+        let t = self
+            .exchanger
+            .as_ref()
+            .map(|e| e.timers.clone())
+            .unwrap_or_default();
+        let mine = [
+            construction_s,
+            simulation_s,
+            synapses as f64,
+            synapse_bytes as f64,
+            t.pack_s,
+            t.wait_s,
+            t.exchange_s,
+            t.unpack_s,
+            t.deliver_s,
+            t.windows as f64,
+            t.spikes_sent as f64,
+            t.spikes_received as f64,
+        ];
+        let all = self.comm.all_gather_f64(&mine);
+        all.chunks_exact(mine.len())
+            .enumerate()
+            .map(|(rank, v)| {
+                let local = self.plan.local(rank);
+                RankSummary {
+                    rank,
+                    neurons: local.iter().map(|r| r.len()).sum(),
+                    construction_s: v[0],
+                    simulation_s: v[1],
+                    synapses: v[2] as usize,
+                    synapse_bytes: v[3] as usize,
+                    timers: ExchangeTimers {
+                        pack_s: v[4],
+                        wait_s: v[5],
+                        exchange_s: v[6],
+                        unpack_s: v[7],
+                        deliver_s: v[8],
+                        windows: v[9] as u64,
+                        spikes_sent: v[10] as u64,
+                        spikes_received: v[11] as u64,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// One rank's figures in a distributed run's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct RankSummary {
+    /// The rank.
+    pub rank: usize,
+    /// Neurons it owns.
+    pub neurons: usize,
+    /// Synapses it built (those onto its neurons).
+    pub synapses: usize,
+    /// Bytes of its connectivity.
+    pub synapse_bytes: usize,
+    /// Its construction time [s].
+    pub construction_s: f64,
+    /// Its simulation time [s].
+    pub simulation_s: f64,
+    /// Its exchange timers.
+    pub timers: ExchangeTimers,
+}
