@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs Brunel and the reduced microcircuit (shortened) under `mpirun -np 2` and `-np 3`
+# (oversubscribed) in both exchange modes and checks that the spike trains are
+# bit-identical to the single-process run; then checks that bad input ends the whole job
+# with an error from rank 0 instead of hanging. Needs `cargo build --release --features mpi`.
+# Exit status non-zero on any mismatch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release/myelin
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# CI runs as root; Open MPI refuses that unless told.
+mpirun=(mpirun --allow-run-as-root --oversubscribe)
+# A Python with h5py (the system one, installed by scripts/install-deps.sh).
+py=""
+for p in python3 /usr/bin/python3; do
+  if "$p" -c "import h5py, numpy" 2>/dev/null; then py="$p"; break; fi
+done
+[ -n "$py" ] || { echo "mpi-check: no python3 with h5py and numpy"; exit 1; }
+# Brunel for 200 ms, the reduced microcircuit for 200 ms: short, with tens of thousands of
+# spikes each.
+for case in "scenes/brunel.ron 200" "scenes/microcircuit_reduced.ron 200"; do
+  read -r scene ms <<<"$case"
+  name="$(basename "$scene" .ron)"
+  "$bin" run "$scene" --duration "$ms" --out "$work/$name-1" --quiet --overwrite >/dev/null
+  for np in 2 3; do
+    for comm in collective p2p; do
+      out="$work/$name-np$np-$comm"
+      timeout 600 "${mpirun[@]}" -np "$np" "$bin" run "$scene" --duration "$ms" \
+        --comm "$comm" --out "$out" --quiet --overwrite --threads 1 >/dev/null
+      "$py" scripts/compare-recordings.py "$work/$name-1/recordings.h5" "$out/recordings.h5"
+    done
+  done
+done
+
+# Bad input: more ranks than neurons. Must fail (non-zero) with rank 0's message, and not hang.
+cat >"$work/tiny.ron" <<'RON'
+Scene(
+    dt: 0.1,
+    duration: 10.0,
+    seed: 1,
+    populations: [Population(name: "A", size: 2, model: "iaf_psc_exp")],
+)
+RON
+set +e
+msg="$(timeout 120 "${mpirun[@]}" -np 3 "$bin" run "$work/tiny.ron" --out "$work/tiny" --quiet 2>&1)"
+rc=$?
+set -e
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+  echo "bad input: expected a non-zero exit without a hang, got status $rc"; echo "$msg"; exit 1
+fi
+if ! grep -q "cannot split 2 neurons over 3 ranks" <<<"$msg"; then
+  echo "bad input: the error does not name the problem:"; echo "$msg"; exit 1
+fi
+echo "bad input: more ranks than neurons ends the job with status $rc and: $(grep -m1 'cannot split' <<<"$msg")"
+echo "mpi-check: all runs bit-identical to the single process"
