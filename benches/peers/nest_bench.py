@@ -10,7 +10,8 @@ records of Myelin's benchmark schema (docs/benchmarking.md) to the same store.
 JOB.json (written by `myelin bench`) holds the validated scene as JSON (`myelin check
 --json`), the threads, duration, seed and number of repeats, a scratch folder, the store
 file, and the record `template` (suite, case, parameters, machine metadata) that each repeat
-fills with its timers and results. Each repeat runs in a fresh Python process (`--one`),
+fills with its timers and results, and `args`, the case's `peer_args` for nest_run.py (e.g.
+`--hpc`). Each repeat runs in a fresh Python process (`--one`),
 which builds and simulates the scene with benches/validation/nest_run.py (imported, not
 copied) and then reads NEST's own kernel timers. The parent measures the child's peak
 memory and CPU time with wait4(2), and the load other processes put on the machine.
@@ -79,11 +80,11 @@ def one(argv):
     import nest
     import numpy as np
 
-    scene_json, out_dir, result, threads, duration, seed = argv
+    scene_json, out_dir, result, threads, duration, seed, *extra = argv
     sys.path.insert(0, VALIDATION)
     import nest_run
 
-    sys.argv = ["nest_run.py", scene_json, out_dir, "--threads", threads, "--duration", duration, "--seed", seed]
+    sys.argv = ["nest_run.py", scene_json, out_dir, "--threads", threads, "--duration", duration, "--seed", seed, *extra]
     nest_run.main()
     with open(os.path.join(out_dir, "summary.json")) as f:
         summary = json.load(f)
@@ -135,7 +136,7 @@ def run_job(job_file):
         log = os.path.join(job["work_dir"], f"nest-r{r}.log")
         result = os.path.join(job["work_dir"], f"nest-r{r}.result.json")
         argv = [sys.executable, os.path.abspath(__file__), "--one", job["scene_json"], out_dir, result,
-                str(job["threads"]), repr(float(job["duration_ms"])), str(job["seed"])]
+                str(job["threads"]), repr(float(job["duration_ms"])), str(job["seed"]), *job.get("args", [])]
         load = list(os.getloadavg())
         date = utc_now()
         busy0 = machine_busy_s()
@@ -213,7 +214,7 @@ def main():
     args = sys.argv[1:]
     if args == ["--probe"]:
         return probe()
-    if len(args) == 7 and args[0] == "--one":
+    if len(args) >= 7 and args[0] == "--one":
         return one(args[1:])
     if len(args) == 1 and not args[0].startswith("-"):
         return run_job(args[0])

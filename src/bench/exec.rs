@@ -123,6 +123,8 @@ struct PeerJob<'a> {
     store_file: &'a Path,
     /// The record to fill (timers, results, load and version left for the adapter).
     template: &'a Record,
+    /// Options for the peer's runner (the case's `peer_args`).
+    args: &'a [String],
 }
 
 /// Runs the suite's cases (and peers) and appends a record per repeat to
@@ -592,6 +594,7 @@ fn run_peer_case(
         work_dir: work,
         store_file,
         template,
+        args: &case.peer_args,
     };
     let job_file = work.join("job.json");
     let text = serde_json::to_string_pretty(&job)

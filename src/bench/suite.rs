@@ -69,6 +69,10 @@ pub struct CaseSpec {
     /// so large networks need more NEST threads than cores.
     #[serde(default)]
     pub peer_threads: Option<Vec<usize>>,
+    /// Options passed on to the peers' runner (e.g. `["--hpc"]`: NEST's `_hpc` synapse
+    /// models, as NEST's own HPC benchmark uses them).
+    #[serde(default)]
+    pub peer_args: Vec<String>,
 }
 
 /// One concrete case: a scene with one scale, thread count, rank count and backend.
@@ -96,6 +100,8 @@ pub struct Case {
     pub repeats: usize,
     /// Which simulator runs it: [`super::record::MYELIN`] or a peer's name.
     pub simulator: String,
+    /// Options for the peer's runner (empty for Myelin).
+    pub peer_args: Vec<String>,
 }
 
 impl Case {
@@ -288,6 +294,11 @@ impl LoadedSuite {
                                     .or(self.suite.repeats)
                                     .unwrap_or(DEFAULT_REPEATS),
                                 simulator: simulator.to_string(),
+                                peer_args: if simulator == super::record::MYELIN {
+                                    Vec::new()
+                                } else {
+                                    c.peer_args.clone()
+                                },
                             });
                         }
                     }
@@ -361,7 +372,7 @@ mod tests {
             r#"Suite(name: "t", repeats: 2, cases: [
                 Case(name: "a", scene: "scene.ron", duration: 5.0, scales: [1.0, 0.5], threads: [1, 2]),
                 Case(name: "b", scene: "scene.ron", repeats: 4, peers: [], ranks: [1]),
-                Case(name: "c", scene: "scene.ron", peer_threads: [4]),
+                Case(name: "c", scene: "scene.ron", peer_threads: [4], peer_args: ["--hpc"]),
             ])"#,
         );
         let s = LoadedSuite::load(&f).unwrap();
@@ -384,6 +395,10 @@ mod tests {
             ]
         );
         assert_eq!(s.cases(&["c".into()]).len(), 1);
+        // Peer options go to the peers only.
+        assert_eq!(nest[4].peer_args, ["--hpc"]);
+        assert!(nest[0].peer_args.is_empty());
+        assert!(cases[5].peer_args.is_empty());
     }
 
     #[test]
