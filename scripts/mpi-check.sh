@@ -6,7 +6,7 @@
 # Exit status non-zero on any mismatch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/myelin
+bin="${MYELIN_BIN:-target/release/myelin}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # CI runs as root; Open MPI refuses that unless told.
@@ -53,4 +53,29 @@ if ! grep -q "cannot split 2 neurons over 3 ranks" <<<"$msg"; then
   echo "bad input: the error does not name the problem:"; echo "$msg"; exit 1
 fi
 echo "bad input: more ranks than neurons ends the job with status $rc and: $(grep -m1 'cannot split' <<<"$msg")"
-echo "mpi-check: all runs bit-identical to the single process"
+# A rank that dies (killed) mid-run: the whole job must end, non-zero, within a minute.
+"${mpirun[@]}" -np 2 "$bin" run scenes/brunel.ron --duration 100000 --out "$work/killed" \
+  --quiet --threads 1 >/dev/null 2>&1 &
+launcher=$!
+victim=""
+for _ in $(seq 1 100); do
+  victim="$(pgrep -P "$launcher" | tail -n 1 || true)"
+  [ -n "$victim" ] && break
+  sleep 0.1
+done
+sleep 3
+[ -n "$victim" ] && kill -9 "$victim"
+set +e
+timeout 60 tail --pid="$launcher" -f /dev/null
+waited=$?
+[ "$waited" -ne 0 ] && kill -9 "$launcher"
+wait "$launcher"
+rc=$?
+set -e
+if [ -z "$victim" ] || [ "$waited" -ne 0 ] || [ "$rc" -eq 0 ]; then
+  echo "rank death: expected the job to end non-zero (victim '$victim', wait $waited, status $rc)"
+  kill "$launcher" 2>/dev/null || true
+  exit 1
+fi
+echo "rank death: killing rank process $victim ended the job with status $rc"
+echo "mpi-check: all runs bit-identical to the single process; bad input and a dead rank end the job"

@@ -462,6 +462,7 @@ fn run_in_pool(
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&stem));
+    ranks::check_launch()?;
     let comm = ranks::communicator();
     let (root, several) = (comm.rank() == 0, comm.size() > 1);
     if several
@@ -511,9 +512,9 @@ fn run_in_pool(
     } else {
         None
     };
-    let report = sim.build(&spec)?;
+    let mut report = sim.build(&spec)?;
     if let Some(r) = ranked.as_mut() {
-        ranks::after_build(&mut sim, r, opts.comm);
+        ranks::after_build(&mut sim, r, opts.comm, &mut report);
     }
     let construction_s = t0.elapsed().as_secs_f64();
     let end_step = sim.clock().steps(scene.duration);

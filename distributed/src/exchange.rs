@@ -123,8 +123,29 @@ pub struct Exchanger {
     first_id: Vec<u64>,
     /// p2p: for each owned neuron (by global id), the other ranks holding a target of it.
     routes: HashMap<u64, Vec<u32>>,
+    /// Per projection, per target block: the compact rows of the blocks with synapses.
+    rows: HashMap<Entity, Vec<Option<CompactRows>>>,
     /// Timers so far.
     pub timers: ExchangeTimers,
+}
+
+/// The rows of one local block keyed by the sources that have synapses onto it: the
+/// compact map of (mostly remote) source ids. A source's synapses are
+/// `ptr[k]..ptr[k + 1]` of the block's arrays where `sources[k]` is the source; sources
+/// ascend. It replaces the block's dense row pointers (one per source neuron).
+#[derive(Clone, Debug, Default)]
+pub struct CompactRows {
+    /// Sources with synapses onto the block, ascending.
+    pub sources: Vec<u32>,
+    /// Row starts, one per source, then the synapse count.
+    pub ptr: Vec<u32>,
+}
+
+impl CompactRows {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        (self.sources.len() + self.ptr.len()) * 4
+    }
 }
 
 impl Exchanger {
@@ -140,28 +161,58 @@ impl Exchanger {
         pops.sort_unstable();
         let mut first_id: Vec<u64> = pops.iter().map(|p| p.1).collect();
         first_id.push(pops.last().map_or(0, |p| p.1 + p.2 as u64));
+        let first_of: HashMap<Entity, u64> = world
+            .query::<(Entity, &Population)>()
+            .iter(world)
+            .map(|(e, p)| (e, p.first_id))
+            .collect();
+        // Compact the rows of every block with synapses; drop the dense row pointers.
+        let mut rows: HashMap<Entity, Vec<Option<CompactRows>>> = HashMap::new();
+        let mut sources_of: Vec<(u64, Vec<u32>)> = Vec::new();
+        let mut q = world.query::<(Entity, &Projection, &mut Connectivity)>();
+        for (e, proj, mut conn) in q.iter_mut(world) {
+            let n_source = conn.n_source;
+            let per_block: Vec<Option<CompactRows>> = conn
+                .blocks
+                .iter_mut()
+                .map(|blk| {
+                    if blk.is_empty() {
+                        blk.row_ptr = Vec::new();
+                        return None;
+                    }
+                    let mut c = CompactRows::default();
+                    for i in 0..n_source {
+                        if blk.row_ptr[i + 1] > blk.row_ptr[i] {
+                            c.sources.push(i as u32);
+                            c.ptr.push(blk.row_ptr[i]);
+                        }
+                    }
+                    c.ptr.push(blk.row_ptr[n_source]);
+                    blk.row_ptr = Vec::new();
+                    Some(c)
+                })
+                .collect();
+            let mut src: Vec<u32> = per_block
+                .iter()
+                .flatten()
+                .flat_map(|c| c.sources.iter().copied())
+                .collect();
+            src.sort_unstable();
+            src.dedup();
+            sources_of.push((first_of[&proj.source], src));
+            rows.insert(e, per_block);
+        }
         let mut routes = HashMap::new();
         if mode == CommMode::P2p && comm.size() > 1 {
+            // Every rank marks the neurons with a synapse onto its own; one allgather of
+            // these bitsets gives each neuron's destination ranks.
             let n = *first_id.last().unwrap_or(&0) as usize;
             let words = n.div_ceil(32);
             let mut mine = vec![0u32; words];
-            let first_of: HashMap<Entity, u64> = world
-                .query::<(Entity, &Population)>()
-                .iter(world)
-                .map(|(e, p)| (e, p.first_id))
-                .collect();
-            for (proj, conn) in world.query::<(&Projection, &Connectivity)>().iter(world) {
-                let f = first_of[&proj.source];
-                for blk in &conn.blocks {
-                    if blk.is_empty() {
-                        continue;
-                    }
-                    for i in 0..conn.n_source {
-                        if blk.row_ptr[i + 1] > blk.row_ptr[i] {
-                            let g = f as usize + i;
-                            mine[g / 32] |= 1 << (g % 32);
-                        }
-                    }
+            for (f, src) in &sources_of {
+                for &i in src {
+                    let g = *f as usize + i as usize;
+                    mine[g / 32] |= 1 << (g % 32);
                 }
             }
             let (all, _) = comm.all_gather_v(&mine);
@@ -185,8 +236,26 @@ impl Exchanger {
             mode,
             first_id,
             routes,
+            rows,
             timers: ExchangeTimers::default(),
         }
+    }
+
+    /// Bytes of this rank's connectivity: synapses (8 bytes each) and compact rows.
+    pub fn connectivity_bytes(&self, world: &mut World) -> usize {
+        let syn: usize = world
+            .query::<&Connectivity>()
+            .iter(world)
+            .map(|c| c.len() * 8)
+            .sum();
+        let rows: usize = self
+            .rows
+            .values()
+            .flatten()
+            .flatten()
+            .map(CompactRows::bytes)
+            .sum();
+        syn + rows
     }
 
     /// The exchange mode.
@@ -256,7 +325,7 @@ impl Exchanger {
         }
         let t4 = Instant::now();
         for (s, step_spikes) in spikes.iter().enumerate() {
-            deliver(world, step0 + s as u64, step_spikes);
+            deliver(world, &self.rows, step0 + s as u64, step_spikes);
         }
         let t5 = Instant::now();
         let tm = &mut self.timers;
@@ -271,7 +340,12 @@ impl Exchanger {
 
 /// Delivers the spikes of `step` (`spikes[k]`: sorted neuron indices of population `k`)
 /// into the ring buffers of this rank's blocks, in the single-process order.
-fn deliver(world: &mut World, step: u64, spikes: &[Vec<u32>]) {
+fn deliver(
+    world: &mut World,
+    rows: &HashMap<Entity, Vec<Option<CompactRows>>>,
+    step: u64,
+    spikes: &[Vec<u32>],
+) {
     if spikes.iter().all(Vec::is_empty) {
         return;
     }
@@ -310,21 +384,21 @@ fn deliver(world: &mut World, step: u64, spikes: &[Vec<u32>]) {
         .collect();
     {
         let mut q = world.query::<(&Projection, &Connectivity)>();
-        let mut incoming: HashMap<Entity, Vec<(&Connectivity, &[u32])>> = HashMap::new();
+        let mut incoming: HashMap<Entity, Vec<Incoming<'_>>> = HashMap::new();
         for (target, projs) in &plan.incoming {
-            let list: Vec<(&Connectivity, &[u32])> = projs
+            let list: Vec<Incoming<'_>> = projs
                 .iter()
                 .filter_map(|&p| {
                     let (proj, conn) = q.get(world, p).ok()?;
                     let s = &spikes[pop_index[&proj.source]];
-                    (!s.is_empty()).then_some((conn, s.as_slice()))
+                    (!s.is_empty()).then_some((conn, rows[&p].as_slice(), s.as_slice()))
                 })
                 .collect();
             if !list.is_empty() {
                 incoming.insert(*target, list);
             }
         }
-        let mut work: Vec<(RingBlockMut<'_>, &Vec<(&Connectivity, &[u32])>)> = Vec::new();
+        let mut work: Vec<(RingBlockMut<'_>, &Vec<Incoming<'_>>)> = Vec::new();
         for (e, ring) in rings.iter_mut() {
             let range = &local[pop_index[e]];
             if let Some(list) = incoming.get(e) {
@@ -345,20 +419,32 @@ fn deliver(world: &mut World, step: u64, spikes: &[Vec<u32>]) {
     }
 }
 
+/// One incoming projection of a step: its connectivity, its compact rows per block and the
+/// spiking sources (ascending).
+type Incoming<'a> = (&'a Connectivity, &'a [Option<CompactRows>], &'a [u32]);
+
 /// One block's delivery of one step: projections in plan order, sources in the given
-/// (ascending) order, rows in order; the arithmetic of the engine's own delivery.
+/// (ascending) order, rows in order; the arithmetic of the engine's own delivery. Each
+/// spiking source is looked up in the block's compact rows (both ascending, so the search
+/// only moves forward).
 #[inline]
-fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
+fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) {
     let b = ring.index;
     let (data, slots, block) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
-    for (conn, sources) in list {
+    for (conn, rows, sources) in list {
+        let Some(c) = &rows[b] else { continue };
         let blk = &conn.blocks[b];
-        if blk.is_empty() {
-            continue;
-        }
+        let mut at = 0usize;
         for &i in *sources {
-            let row = blk.row(i as usize);
+            at += c.sources[at..].partition_point(|&s| s < i);
+            if at == c.sources.len() {
+                break;
+            }
+            if c.sources[at] != i {
+                continue;
+            }
+            let row = c.ptr[at] as usize..c.ptr[at + 1] as usize;
             let (t, w, d) = (
                 &blk.target[row.clone()],
                 &blk.weight[row.clone()],

@@ -24,8 +24,8 @@ use serde::Serialize;
 
 /// Bytes per synapse: a `u16` block-local target, an `f32` weight and a `u16` delay.
 pub const SYNAPSE_BYTES: f64 = 8.0;
-/// Bytes per row pointer (`u32`).
-pub const ROW_POINTER_BYTES: f64 = 4.0;
+/// Bytes per compact row of a block: the source id and its row start (`u32` each).
+pub const ROW_BYTES: f64 = 8.0;
 /// Largest imbalance (max / mean - 1) of the block weights accepted from a split at block
 /// boundaries; above it ranges are split at single neurons.
 pub const BLOCK_SPLIT_TOLERANCE: f64 = 0.10;
@@ -198,13 +198,15 @@ fn per_neuron(spec: &NetworkSpec, est: &[ProjEstimate], costs: &Costs) -> PerNeu
     let n = spec.populations.len();
     let mut in_synapses = vec![0.0; n];
     let mut rows = vec![0.0; n];
-    for (e, j) in est.iter().zip(&spec.projections) {
+    for e in est {
         let nt = spec.populations[e.target].size.max(1) as f64;
+        let ns = spec.populations[e.source].size as f64;
         in_synapses[e.target] += e.synapses / nt;
-        // Row pointers: (n_source + 1) per block of targets, spread over its neurons.
-        let _ = j;
-        rows[e.target] += (spec.populations[e.source].size + 1) as f64 * ROW_POINTER_BYTES
-            / DELIVERY_BLOCK as f64;
+        // Compact rows: one per source with a synapse onto a block, spread over the
+        // block's neurons.
+        let b = DELIVERY_BLOCK.min(spec.populations[e.target].size.max(1)) as f64;
+        let present = ns * (1.0 - (-(e.synapses / ns.max(1.0)) * b / nt).exp());
+        rows[e.target] += present * ROW_BYTES / b;
     }
     let bytes = (0..n)
         .map(|p| in_synapses[p] * SYNAPSE_BYTES + rows[p] + costs.state_bytes[p])
@@ -447,10 +449,11 @@ pub struct RankLoad {
     pub neurons: u64,
     /// Expected synapses onto them.
     pub synapses: f64,
-    /// Expected bytes of its own part: synapses and their row pointers, neuron state.
+    /// Expected bytes of its own part: synapses, their compact rows, neuron state.
     pub local_bytes: f64,
-    /// Bytes every rank holds whatever it owns, in this implementation: the state and ring
-    /// buffers of all neurons, and the row pointers of the blocks it does not own.
+    /// Bytes a rank holds for neurons it does not own, in this implementation: their state
+    /// and the ring buffers of all neurons (every rank keeps every population's state
+    /// arrays; see docs/distributed.md).
     pub replicated_bytes: f64,
     /// Expected spikes per second it sends point-to-point (one per spike and rank holding
     /// a target of the spiking neuron).
@@ -513,18 +516,12 @@ pub fn report(spec: &NetworkSpec, name: &str, plan: &Plan, costs: &Costs) -> Rep
     let ranks = plan.ranks();
     let npop = spec.populations.len();
     let md = max_delay_steps(spec, &est);
-    // Replicated: state and rings of all neurons; row pointers of every block.
+    // Replicated: state and rings of all neurons.
     let mut all_state = 0.0;
-    let mut all_rows = 0.0;
     for (p, pop) in spec.populations.iter().enumerate() {
         let padded = pop.size.div_ceil(DELIVERY_BLOCK) * DELIVERY_BLOCK;
         all_state += costs.state_bytes[p] * pop.size as f64
             + (f64::from(md[p]) + 1.0) * 2.0 * 4.0 * padded as f64;
-    }
-    for e in &est {
-        all_rows += spec.populations[e.target].size.div_ceil(DELIVERY_BLOCK) as f64
-            * (spec.populations[e.source].size + 1) as f64
-            * ROW_POINTER_BYTES;
     }
     let slices: Vec<Vec<Range<usize>>> = (0..ranks).map(|r| plan.local(r)).collect();
     // lambda[p][s]: expected synapses of one neuron of p onto the neurons of rank s.
@@ -551,7 +548,6 @@ pub fn report(spec: &NetworkSpec, name: &str, plan: &Plan, costs: &Costs) -> Rep
     let rate = costs.rate_hz;
     for (r, sl) in slices.iter().enumerate() {
         let l = &mut loads[r];
-        let mut own_rows = 0.0;
         let mut own_state = 0.0;
         for (p, range) in sl.iter().enumerate() {
             let len = range.len() as f64;
@@ -564,15 +560,8 @@ pub fn report(spec: &NetworkSpec, name: &str, plan: &Plan, costs: &Costs) -> Rep
             own_state += costs.state_bytes[p] * len;
             // Spikes of p's neurons here, sent to every other rank holding a target.
             l.sent_per_s += len * rate * (hit_sum[p] - hit[p][r]);
-            let blocks_touched =
-                (range.end.div_ceil(DELIVERY_BLOCK) - range.start / DELIVERY_BLOCK) as f64;
-            for e in est.iter().filter(|e| e.target == p) {
-                own_rows += blocks_touched
-                    * (spec.populations[e.source].size + 1) as f64
-                    * ROW_POINTER_BYTES;
-            }
         }
-        l.replicated_bytes = (all_state - own_state).max(0.0) + (all_rows - own_rows).max(0.0);
+        l.replicated_bytes = (all_state - own_state).max(0.0);
         // Received: from every population, the neurons elsewhere that hit this rank.
         for (p, pop) in spec.populations.iter().enumerate() {
             let elsewhere = pop.size as f64 - sl[p].len() as f64;
@@ -706,11 +695,140 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "imbalance is max/mean - 1; local MiB: synapses, their row pointers and neuron state; total MiB adds what every rank holds (state and ring buffers of all neurons, row pointers of other blocks)"
+            "imbalance is max/mean - 1; local MiB: synapses, their compact rows and the rank's neuron state; total MiB adds what every rank holds for all neurons (state and ring buffers)"
         );
         for n in &self.notes {
             let _ = writeln!(s, "note: {n}");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use myelin_engine::{Dist, PopulationSpec, ProjectionSpec};
+
+    use super::*;
+
+    /// Brunel's network: 10,000 excitatory and 2,500 inhibitory neurons, in-degree 10 %.
+    fn brunel() -> NetworkSpec {
+        let pop = |name: &str, size| PopulationSpec {
+            name: name.into(),
+            size,
+            model: "iaf_psc_delta".into(),
+            params: BTreeMap::new(),
+            initial: BTreeMap::new(),
+        };
+        let proj = |s: &str, t: &str, k: f64| ProjectionSpec {
+            name: None,
+            source: s.into(),
+            target: t.into(),
+            rule: "fixed_indegree".into(),
+            rule_params: BTreeMap::from([("indegree".to_string(), ParamValue::Number(k))]),
+            autapses: false,
+            multapses: true,
+            weight: Dist::Constant(0.1),
+            delay: Dist::Constant(1.5),
+            warm_start: None,
+            plasticity: None,
+        };
+        NetworkSpec {
+            dt: 0.1,
+            seed: 1,
+            populations: vec![pop("E", 10_000), pop("I", 2_500)],
+            projections: vec![
+                proj("E", "E", 1000.0),
+                proj("E", "I", 1000.0),
+                proj("I", "E", 250.0),
+                proj("I", "I", 250.0),
+            ],
+            ..NetworkSpec::default()
+        }
+    }
+
+    fn costs() -> Costs {
+        Costs {
+            state_bytes: vec![16.0, 16.0],
+            rate_hz: 10.0,
+        }
+    }
+
+    #[test]
+    fn every_neuron_has_exactly_one_rank() {
+        let spec = brunel();
+        for ranks in [1, 2, 3, 7, 13, 100, 12_500] {
+            let plan = partition(&spec, ranks, &costs()).expect("splits");
+            assert_eq!(plan.ranks(), ranks);
+            assert_eq!(plan.bounds[0], 0, "{ranks} ranks: starts at neuron 0");
+            assert_eq!(
+                plan.bounds[ranks], 12_500,
+                "{ranks} ranks: ends at the last"
+            );
+            assert!(
+                plan.bounds.windows(2).all(|w| w[0] < w[1]),
+                "{ranks} ranks: every rank owns a neuron"
+            );
+            let mut per_pop = [0usize; 2];
+            for r in 0..ranks {
+                for (p, range) in plan.local(r).iter().enumerate() {
+                    per_pop[p] += range.len();
+                }
+            }
+            assert_eq!(
+                per_pop,
+                [10_000, 2_500],
+                "{ranks} ranks: local ranges cover all"
+            );
+            assert_eq!(plan.owner(12_499), ranks - 1);
+        }
+    }
+
+    #[test]
+    fn loads_are_balanced_and_total_the_network() {
+        let spec = brunel();
+        for ranks in [2, 8, 1024] {
+            let plan = partition(&spec, ranks, &costs()).expect("splits");
+            let rep = report(&spec, "brunel", &plan, &costs());
+            let syn: f64 = rep.ranks.iter().map(|r| r.synapses).sum();
+            assert!(
+                (syn - 15_625_000.0).abs() < 1.0,
+                "{ranks} ranks: synapses total the network's, got {syn}"
+            );
+            let imb = imbalance(rep.ranks.iter().map(|r| r.local_bytes));
+            assert!(
+                imb <= BLOCK_SPLIT_TOLERANCE + 0.02,
+                "{ranks} ranks: memory imbalance {imb}"
+            );
+            assert_eq!(rep.min_delay_steps, 15, "1.5 ms delays at 0.1 ms steps");
+            let sent: f64 = rep.ranks.iter().map(|r| r.sent_per_s).sum();
+            let recv: f64 = rep.ranks.iter().map(|r| r.received_per_s).sum();
+            assert!(
+                (sent - recv).abs() < 1e-6 * sent.max(1.0),
+                "traffic is conserved"
+            );
+        }
+    }
+
+    #[test]
+    fn more_ranks_than_neurons_is_an_error_naming_both() {
+        let err = partition(&brunel(), 12_501, &costs()).expect_err("too many ranks");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("12500 neurons") && msg.contains("12501 ranks"),
+            "{msg}"
+        );
+        assert!(partition(&brunel(), 0, &costs()).is_err(), "zero ranks");
+    }
+
+    #[test]
+    fn a_dry_run_for_100000_ranks_is_quick_to_make() {
+        let mut spec = brunel();
+        spec.populations[0].size = 200_000;
+        let plan = partition(&spec, 100_000, &costs()).expect("splits");
+        let rep = report(&spec, "big", &plan, &costs());
+        assert_eq!(rep.ranks.len(), 100_000);
+        assert!(rep.table().contains("imbal."), "the table has totals");
     }
 }

@@ -103,8 +103,11 @@ pub fn build_connectivity(
 
 /// [`build_connectivity`] restricted to the targets in `local` (an MPI rank's own
 /// neurons): the synapses onto them are exactly those a full build gives them, since each
-/// target draws from its own streams; every other target has no synapse. Blocks keep their
-/// full row pointers, so the result has the shape of a full build.
+/// target draws from its own streams; every other target has no synapse. The result has
+/// one block per target block, as a full build; blocks holding no target of `local` are
+/// left empty, without row pointers (`SynapseBlock::default()`), so a rank pays nothing for
+/// the blocks of other ranks. With `local` covering all targets this is
+/// [`build_connectivity`].
 pub fn build_connectivity_local(
     rule: &dyn ConnectionRule,
     ctx: &RuleContext,
@@ -119,16 +122,11 @@ pub fn build_connectivity_local(
     let blocks: Vec<SynapseBlock> = (0..nb)
         .into_par_iter()
         .map(|b| {
-            build_block(
-                rule,
-                ctx,
-                weight,
-                delay,
-                dt,
-                b * block,
-                ((b + 1) * block).min(n_target),
-                &local,
-            )
+            let (first, last) = (b * block, ((b + 1) * block).min(n_target));
+            if first.max(local.start) >= last.min(local.end) {
+                return SynapseBlock::default();
+            }
+            build_block(rule, ctx, weight, delay, dt, first, last, &local)
         })
         .collect();
     let max_delay = blocks

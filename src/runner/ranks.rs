@@ -86,6 +86,26 @@ pub fn fail(message: &str) -> std::process::ExitCode {
     std::process::ExitCode::FAILURE
 }
 
+/// The number of ranks an MPI launcher started, from its environment (1 without one).
+fn launched_ranks() -> usize {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
+/// An error when `mpirun` started several copies of a binary built without the `mpi`
+/// feature (they would each run the whole network and fight over the output folder).
+pub fn check_launch() -> Result<(), RunError> {
+    let n = launched_ranks();
+    if cfg!(not(feature = "mpi")) && n > 1 {
+        return Err(RunError::Option(format!(
+            "started as one of {n} MPI ranks, but this myelin was built without the `mpi` feature; rebuild with `cargo build --release --features mpi`"
+        )));
+    }
+    Ok(())
+}
+
 /// What of a scene cannot run on several ranks yet: an error naming it, or `None`.
 pub fn unsupported(spec: &NetworkSpec, checkpoints: bool) -> Option<String> {
     if let Some(j) = spec.projections.iter().find(|j| j.plasticity.is_some()) {
@@ -164,7 +184,12 @@ pub fn prepare(
 
 /// After the build: the local-spike system in `Exchange`, the engine's delivery off (the
 /// exchange delivers), and the exchange's routes.
-pub fn after_build(sim: &mut Simulation, ranked: &mut Ranked, mode: CommMode) {
+pub fn after_build(
+    sim: &mut Simulation,
+    ranked: &mut Ranked,
+    mode: CommMode,
+    report: &mut myelin_engine::BuildReport,
+) {
     let local = ranked.plan.local(ranked.comm.rank());
     sim.world_mut().insert_resource(LocalPart {
         local,
@@ -176,7 +201,9 @@ pub fn after_build(sim: &mut Simulation, ranked: &mut Ranked, mode: CommMode) {
         myelin_distributed::keep_local_spikes.in_set(SimSystems::Exchange),
     );
     app.configure_sets(SimStep, SimSystems::Deliver.run_if(|| false));
-    ranked.exchanger = Some(Exchanger::new(sim.world_mut(), &*ranked.comm, mode));
+    let ex = Exchanger::new(sim.world_mut(), &*ranked.comm, mode);
+    report.synapse_bytes = ex.connectivity_bytes(sim.world_mut());
+    ranked.exchanger = Some(ex);
 }
 
 impl Ranked {

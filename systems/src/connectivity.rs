@@ -1230,4 +1230,95 @@ mod tests {
             );
         }
     }
+
+    /// Issue 8: a rank builds only the synapses onto its own targets, and they are exactly
+    /// the synapses a full build gives them, for every rule, including `fixed_outdegree`
+    /// (drawn from the sources' streams) and `fixed_total_number` (counts drawn for all
+    /// targets), with ranges that split blocks.
+    #[test]
+    fn local_builds_are_the_full_build_restricted_to_their_targets() {
+        use myelin_engine::build_connectivity_local;
+        let cases: [(&str, &[(&str, f64)]); 6] = [
+            ("all_to_all", &[]),
+            ("one_to_one", &[]),
+            ("pairwise_bernoulli", &[("p", 0.02)]),
+            ("fixed_indegree", &[("indegree", 40.0)]),
+            ("fixed_outdegree", &[("outdegree", 30.0)]),
+            ("fixed_total_number", &[("N", 50_000.0)]),
+        ];
+        let n = if cfg!(debug_assertions) { 1500 } else { N };
+        for (name, kv) in cases {
+            let c = ctx(n, n, true, false, false, 11);
+            let e = entry(name);
+            let p = params(&e, kv);
+            let rule = (e.create)(&p, &c);
+            let w = Dist::Uniform {
+                low: -1.0,
+                high: 1.0,
+            };
+            let d = Dist::Uniform {
+                low: 0.1,
+                high: 2.0,
+            };
+            let full = build_connectivity(rule.as_ref(), &c, &w, &d, 0.1, DELIVERY_BLOCK);
+            let all = full.synapses(DELIVERY_BLOCK);
+            let cuts = [0, 700, 1100, n as usize];
+            let mut union = Vec::new();
+            for r in cuts.windows(2) {
+                let local = build_connectivity_local(
+                    rule.as_ref(),
+                    &c,
+                    &w,
+                    &d,
+                    0.1,
+                    DELIVERY_BLOCK,
+                    r[0]..r[1],
+                );
+                assert_eq!(
+                    local.blocks.len(),
+                    full.blocks.len(),
+                    "{name}: a local build has the full block shape"
+                );
+                // Blocks without a local target are left empty, without row pointers.
+                let mut mine = Vec::new();
+                for (bi, blk) in local.blocks.iter().enumerate() {
+                    if blk.row_ptr.is_empty() {
+                        assert!(blk.is_empty(), "{name}: a block without rows is empty");
+                        continue;
+                    }
+                    for i in 0..local.n_source {
+                        for k in blk.row(i) {
+                            mine.push((
+                                i as u32,
+                                (bi * DELIVERY_BLOCK) as u32 + u32::from(blk.target[k]),
+                                blk.weight[k],
+                                blk.delay[k],
+                            ));
+                        }
+                    }
+                }
+                let expect: Vec<_> = all
+                    .iter()
+                    .copied()
+                    .filter(|s| (r[0]..r[1]).contains(&(s.1 as usize)))
+                    .collect();
+                assert_eq!(
+                    mine.len(),
+                    expect.len(),
+                    "{name}: targets {r:?} get the synapses of the full build"
+                );
+                union.extend(mine);
+            }
+            union.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            let mut all_sorted = all.clone();
+            all_sorted.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            assert!(
+                union.iter().zip(&all_sorted).all(|(a, b)| a.0 == b.0
+                    && a.1 == b.1
+                    && a.2.to_bits() == b.2.to_bits()
+                    && a.3 == b.3),
+                "{name}: the union of the local builds is the full build, bit for bit"
+            );
+        }
+    }
 }
