@@ -19,7 +19,12 @@ done
 [ -n "$py" ] || { echo "mpi-check: no python3 with h5py and numpy"; exit 1; }
 # Brunel for 200 ms, the reduced microcircuit for 200 ms: short, with tens of thousands of
 # spikes each.
-for case in "scenes/brunel.ron 200" "scenes/microcircuit_reduced.ron 200"; do
+# A Brunel variant with heterogeneous delays (uniform in 1.5..3 ms) and its Poisson input
+# delayed by 3 ms: windows of 15 steps with spikes of many delays deferred to the window's
+# end, against input added every step.
+sed -e 's/delay: Constant(1.5)/delay: Uniform(low: 1.5, high: 3.0)/' \
+  -e 's/"delay": 1.5/"delay": 3.0/' scenes/brunel.ron >"$work/brunel_hetero.ron"
+for case in "scenes/brunel.ron 200" "scenes/microcircuit_reduced.ron 200" "$work/brunel_hetero.ron 200"; do
   read -r scene ms <<<"$case"
   name="$(basename "$scene" .ron)"
   "$bin" run "$scene" --duration "$ms" --out "$work/$name-1" --quiet --overwrite >/dev/null

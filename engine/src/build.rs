@@ -122,6 +122,9 @@ fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, S
 #[derive(Resource, Clone, Debug, Default)]
 pub struct LocalNeurons(pub Vec<std::ops::Range<usize>>);
 
+/// The input model restricted to a rank's own neurons under [`LocalNeurons`].
+const POISSON_INPUT: &str = "poisson_generator";
+
 /// What was built, and how long each construction phase took.
 #[derive(Clone, Debug, Default)]
 pub struct BuildReport {
@@ -345,6 +348,33 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
         };
         let md = max_delay.entry(target).or_insert(1);
         *md = (*md).max((entry.max_delay)(&params, dt));
+        // On a rank, Poisson input drives only the rank's own neurons: its draws are keyed
+        // by neuron index, so a selection leaves each neuron's input unchanged (the other
+        // neurons' spikes are discarded anyway).
+        let mut ctx = ctx;
+        if let Some(l) = &local
+            && inp.model == POISSON_INPUT
+        {
+            let t = spec
+                .populations
+                .iter()
+                .position(|p| p.name == inp.target)
+                .expect("validated");
+            let r = l.0[t].clone();
+            if r.len() < size {
+                let sel: Vec<u32> = match ctx.neurons.take() {
+                    None => r.map(|i| i as u32).collect(),
+                    Some(v) => v
+                        .into_iter()
+                        .filter(|&i| r.contains(&(i as usize)))
+                        .collect(),
+                };
+                if sel.is_empty() {
+                    continue;
+                }
+                ctx.neurons = Some(sel);
+            }
+        }
         if entry.drives_current {
             world
                 .get_mut::<ExternalCurrent>(target)

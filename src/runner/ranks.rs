@@ -173,13 +173,52 @@ pub fn prepare(
         .map_err(|e| RunError::Option(format!("{scene_file}: {e}")))?;
     let local = plan.local(comm.rank());
     sim.world_mut().insert_resource(LocalNeurons(local));
-    let window = u64::from(partition::min_delay_steps(spec)).max(1);
+    let window = exchange_window(spec, sim.registry());
     Ok(Ranked {
         comm,
         plan,
         exchanger: None,
         window,
     })
+}
+
+/// Steps per exchange window: the smallest synapse delay, and short enough that no
+/// deferred spike is added to a ring-buffer cell after an input that a single process adds
+/// later. An input adding to the rings with delay `d_in` at step `s` writes the cell of
+/// step `s + d_in`; a spike of step `t < s` with delay `d = s + d_in - t` writes it before
+/// that in one process, but at the end of its window on ranks. So the window is at most
+/// `d - d_in` for every synapse delay `d > d_in` onto an input's target: the sums, and the
+/// spike trains, stay bit-identical.
+pub fn exchange_window(spec: &NetworkSpec, reg: &myelin_engine::ModelRegistry) -> u64 {
+    let mut window = u64::from(partition::min_delay_steps(spec)).max(1);
+    for inp in &spec.inputs {
+        let Some(entry) = reg.inputs.get(inp.model.as_str()) else {
+            continue;
+        };
+        if entry.drives_current {
+            continue;
+        }
+        let Ok(params) = myelin_engine::Params::resolve(entry.parameters, &inp.params) else {
+            continue;
+        };
+        let d_in = u64::from((entry.max_delay)(&params, spec.dt));
+        for j in spec.projections.iter().filter(|j| j.target == inp.target) {
+            let lo = u64::from(myelin_engine::delay_steps(
+                j.delay.lower_bound().max(0.0),
+                spec.dt,
+            ));
+            let hi = j.delay.upper_bound();
+            let hi = if hi.is_finite() {
+                u64::from(myelin_engine::delay_steps(hi, spec.dt))
+            } else {
+                u64::MAX
+            };
+            if hi > d_in {
+                window = window.min(lo.max(d_in + 1) - d_in);
+            }
+        }
+    }
+    window.max(1)
 }
 
 /// After the build: the local-spike system in `Exchange`, the engine's delivery off (the
