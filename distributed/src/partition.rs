@@ -591,7 +591,7 @@ fn imbalance(xs: impl Iterator<Item = f64> + Clone) -> f64 {
     let sum: f64 = xs.clone().sum();
     let max = xs.fold(0.0, f64::max);
     if sum > 0.0 {
-        max / (sum / n) - 1.0
+        (max / (sum / n) - 1.0).max(0.0)
     } else {
         0.0
     }
