@@ -1,6 +1,8 @@
 //! Poisson input draws for 12,500 neurons at one step (the Brunel network's input): one
-//! stream per neuron, against eight neurons' Philox rounds in lock-step (the same numbers).
-//! Both run in the same process, so their ratio holds on a loaded machine.
+//! stream per neuron and a 53-bit uniform each; eight neurons' Philox rounds in lock-step
+//! (the same numbers); and what the engine uses, one Philox block for four neurons (a
+//! 32-bit word each) and branch-free threshold counting, 32 neurons in lock-step. All run
+//! in the same process, so their ratios hold on a loaded machine.
 //!
 //! ```text
 //! cargo bench --bench poisson_input
@@ -10,7 +12,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use myelin::engine::rng::{
-    LANES, PoissonTable, Purpose, Stream, poisson_from_uniform, poisson_tabulated, uniforms_lanes,
+    LANES, POISSON_BATCH, PoissonTable, Purpose, Stream, poisson_counts_lanes,
+    poisson_from_uniform, poisson_tabulated, poisson_thresholds, uniforms_lanes,
 };
 
 const NEURONS: u32 = 12_500;
@@ -39,6 +42,18 @@ fn poisson(c: &mut Criterion) {
             for i0 in (0..NEURONS).step_by(LANES) {
                 for u in uniforms_lanes(7, Purpose::Poisson, 1, i0, black_box(1000)) {
                     total += poisson_from_uniform(u, &cdf);
+                }
+            }
+            total
+        })
+    });
+    let th = poisson_thresholds(LAMBDA);
+    g.bench_function("grouped_words", |b| {
+        b.iter(|| {
+            let mut total = 0u32;
+            for i0 in (0..NEURONS).step_by(POISSON_BATCH) {
+                for k in poisson_counts_lanes(7, Purpose::Poisson, 1, i0, black_box(1000), &th) {
+                    total += k;
                 }
             }
             total

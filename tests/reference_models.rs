@@ -102,10 +102,13 @@ const SIEGERT_AI_HZ: f64 = 26.921;
 const SIEGERT_REL_TOL: f64 = 0.10;
 
 /// Brunel (2000) Fig. 8 regimes at half size (same in-degrees): rate, irregularity (CV),
-/// synchrony and the dominant population frequency separate them. Margins are wide: the
-/// measured values (seed 2000) are SR CV 0.00, synchrony 187, peak 667 Hz; AI 26.9 Hz, CV
-/// 0.89, synchrony 19; SI fast 36.5 Hz, CV 1.22, peak 177 Hz; SI slow 12.1 Hz, synchrony 70,
-/// peak 27 Hz.
+/// synchrony and the dominant population frequency separate them. Measured (seed 2000): SR
+/// 444 Hz, CV 0.07, synchrony 63, peak 667 Hz; AI 26.1 Hz, CV 0.88, synchrony 18; SI fast
+/// 34.3 Hz, CV 1.12, peak 160 Hz; SI slow 9.7 Hz, synchrony 60, peak 27 Hz. The SR network
+/// locks into one of two regular states depending on the seed: every neuron firing every
+/// 3 ms (333 Hz, synchrony about 180) or the population split in phase (444 Hz, synchrony
+/// about 60; seeds 1 and 2 of the same scene give one of each), hence the factor 2.5 on
+/// the synchrony, which both states pass.
 #[test]
 fn brunel_regimes_are_told_apart_by_irregularity_and_synchrony() {
     let sr = regime("sr");
@@ -126,8 +129,11 @@ fn brunel_regimes_are_told_apart_by_irregularity_and_synchrony() {
     // SR: regular firing (CV near 0), locked together (large synchrony and correlation).
     assert!(sr.cv_isi < 0.1, "SR must be regular: CV {}", sr.cv_isi);
     assert!(
-        sr.synchrony > 4.0 * ai.synchrony && sr.pairwise_correlation > 0.1,
-        "SR must be synchronous"
+        sr.synchrony > 2.5 * ai.synchrony && sr.pairwise_correlation > 0.1,
+        "SR must be synchronous: synchrony {} vs AI {}, pairwise correlation {}",
+        sr.synchrony,
+        ai.synchrony,
+        sr.pairwise_correlation
     );
     // AI: irregular, weakly correlated, at the mean-field rate.
     assert!(

@@ -14,9 +14,10 @@ pub struct PoissonInput {
     pub neurons: Option<Vec<u32>>,
     /// Mean events per neuron per step (`rate [Hz] * dt [ms] / 1000`).
     pub lambda: f64,
-    /// Cumulative distribution of the per-step count, tabulated once (see
-    /// `myelin_engine::rng::PoissonTable`): the inversion without a division per draw.
-    pub cdf: Vec<f64>,
+    /// Thresholds of the per-step count for 32-bit uniforms, tabulated once (see
+    /// `myelin_engine::rng::poisson_thresholds`; empty when `lambda` is large enough for
+    /// PTRS).
+    pub thresholds: Vec<u32>,
     /// Weight per event [pA or mV].
     pub weight: f32,
     /// Delay [steps].

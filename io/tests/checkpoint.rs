@@ -174,7 +174,7 @@ fn world(fill: bool) -> World {
             target: e,
             neurons: None,
             lambda: 0.5,
-            cdf: vec![0.5, 1.0],
+            thresholds: vec![u32::MAX / 2],
             weight: 0.1,
             delay: 1,
             start: 0,

@@ -62,9 +62,11 @@ pub fn deliver(
         .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
 }
 
-/// The delivery kernel of one target block.
+/// The delivery kernel of one target block: for each projection and each of its spiking
+/// sources, the source's row of synapses onto this block enters the ring slots `delay`
+/// steps after `step`. Public for the kernel benchmark (`benches/delivery.rs`).
 #[inline]
-fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
+pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
     let b = ring.index;
     let (data, slots, block) = ring.raw_mut();
     let now = (step % slots as u64) as usize;

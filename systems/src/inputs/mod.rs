@@ -11,7 +11,8 @@ use myelin_components::{
     SynapticInput, channel_of,
 };
 use myelin_engine::rng::{
-    LANES, PoissonTable, Purpose, Stream, poisson_from_uniform, poisson_tabulated, uniforms_lanes,
+    POISSON_BATCH, Purpose, Stream, poisson, poisson_count_grouped, poisson_counts_lanes,
+    poisson_thresholds,
 };
 use myelin_engine::{
     InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
@@ -113,7 +114,7 @@ impl InputModel for PoissonGenerator {
             target: ctx.target,
             neurons: ctx.neurons.clone(),
             lambda: p.get("rate") * ctx.dt / 1000.0,
-            cdf: PoissonTable::new(p.get("rate") * ctx.dt / 1000.0).into_cdf(),
+            thresholds: poisson_thresholds(p.get("rate") * ctx.dt / 1000.0),
             weight: p.get("weight") as f32,
             delay: delay_steps(p.get("delay"), ctx.dt),
             start: step_at(p.get("start"), ctx.dt),
@@ -249,8 +250,11 @@ impl Plugin for SpikeGeneratorPlugin {
 }
 
 /// Draws this step's Poisson events for every target neuron, block-parallel, and adds them
-/// to the ring slot `delay` steps ahead. Each neuron's count comes from the stream keyed
-/// by (seed, input, neuron, step); inputs onto one population are applied in scene order.
+/// to the ring slot `delay` steps ahead. Each neuron's count is a function of (seed, input,
+/// neuron, step) alone: for means below `rng::POISSON_INVERSION_MAX` one 32-bit word of a
+/// Philox block shared by four neurons, inverted through the input's thresholds
+/// ([`poisson_counts_lanes`], 32 neurons in lock-step); above, PTRS on the neuron's own
+/// stream. Inputs onto one population are applied in scene order.
 pub fn poisson_inputs(
     clock: Res<SimClock>,
     seed: Option<Res<RunSeed>>,
@@ -282,41 +286,44 @@ pub fn poisson_inputs(
         for &(p, id) in list {
             let first = ring.first;
             let lane = ring.lane(step + u64::from(p.delay), channel_of(p.weight));
-            if p.neurons.is_none() && !p.cdf.is_empty() {
-                // Every neuron of the block: draw LANES neurons' uniforms at once (the same
-                // numbers as one stream per neuron), then the tail one by one.
-                let full = ring.len - ring.len % LANES;
-                for j0 in (0..full).step_by(LANES) {
-                    let us = uniforms_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, step);
-                    for (l, &u) in us.iter().enumerate() {
-                        let k = poisson_from_uniform(u, &p.cdf);
-                        if k > 0 {
-                            ring.add_in_lane(lane, j0 + l, k as f32 * p.weight);
-                        }
-                    }
-                }
-                for j in full..ring.len {
-                    let k = poisson_tabulated(
-                        &mut Stream::new(seed, Purpose::Poisson, id, (first + j) as u32, step),
+            let th = p.thresholds.as_slice();
+            if th.is_empty() {
+                // Large means: PTRS on each neuron's own stream.
+                for_each_selected(&p.neurons, first, ring.len, |j| {
+                    let i = (first + j) as u32;
+                    let k = poisson(
+                        &mut Stream::new(seed, Purpose::Poisson, id, i, step),
                         p.lambda,
-                        &p.cdf,
+                        (-p.lambda).exp(),
                     );
-                    if k > 0 {
-                        ring.add_in_lane(lane, j, k as f32 * p.weight);
+                    ring.add_in_lane(lane, j, k as f32 * p.weight);
+                });
+                continue;
+            }
+            if p.neurons.is_none() {
+                // Every neuron of the block (blocks start at multiples of POISSON_BATCH; lanes
+                // past the block's end are drawn and dropped).
+                debug_assert!(first % POISSON_BATCH == 0);
+                for j0 in (0..ring.len).step_by(POISSON_BATCH) {
+                    let ks = poisson_counts_lanes(
+                        seed,
+                        Purpose::Poisson,
+                        id,
+                        (first + j0) as u32,
+                        step,
+                        th,
+                    );
+                    let n = POISSON_BATCH.min(ring.len - j0);
+                    for (l, &k) in ks[..n].iter().enumerate() {
+                        ring.add_in_lane(lane, j0 + l, k as f32 * p.weight);
                     }
                 }
                 continue;
             }
             for_each_selected(&p.neurons, first, ring.len, |j| {
                 let i = (first + j) as u32;
-                let k = poisson_tabulated(
-                    &mut Stream::new(seed, Purpose::Poisson, id, i, step),
-                    p.lambda,
-                    &p.cdf,
-                );
-                if k > 0 {
-                    ring.add_in_lane(lane, j, k as f32 * p.weight);
-                }
+                let k = poisson_count_grouped(seed, Purpose::Poisson, id, i, step, th);
+                ring.add_in_lane(lane, j, k as f32 * p.weight);
             });
         }
     });

@@ -163,21 +163,34 @@ impl NeuronModel for IafPscAlpha {
         };
         let r = &mut b.int[0];
         let (e, h) = (&self.ex, &self.inh);
-        for j in 0..v.len() {
-            if r[j] == 0 {
-                v[j] = (self.i_e + current[j]) * self.p30
-                    + e.p31 * di_ex[j]
-                    + e.p32 * i_ex[j]
-                    + h.p31 * di_in[j]
-                    + h.p32 * i_in[j]
-                    + self.p33 * v[j];
-            } else {
-                r[j] -= 1;
-            }
+        let n = v.len();
+        let (v, i_ex, di_ex, i_in, di_in, r) = (
+            &mut v[..n],
+            &mut i_ex[..n],
+            &mut di_ex[..n],
+            &mut i_in[..n],
+            &mut di_in[..n],
+            &mut r[..n],
+        );
+        let (input_ex, input_in, current) = (&input_ex[..n], &input_in[..n], &current[..n]);
+        // Two passes, as iaf_psc_exp: a branch-free update the compiler vectorises, then the
+        // threshold crossings; the same operations in the same order as one pass.
+        for j in 0..n {
+            let free = r[j] == 0;
+            let vn = (self.i_e + current[j]) * self.p30
+                + e.p31 * di_ex[j]
+                + e.p32 * i_ex[j]
+                + h.p31 * di_in[j]
+                + h.p32 * i_in[j]
+                + self.p33 * v[j];
+            v[j] = if free { vn } else { v[j] };
+            r[j] -= u32::from(!free);
             i_ex[j] = e.p21 * di_ex[j] + e.p11 * i_ex[j];
             di_ex[j] = di_ex[j] * e.p11 + e.initial * input_ex[j];
             i_in[j] = h.p21 * di_in[j] + h.p11 * i_in[j];
             di_in[j] = di_in[j] * h.p11 + h.initial * input_in[j];
+        }
+        for j in 0..n {
             if v[j] >= self.theta {
                 r[j] = self.ref_steps;
                 v[j] = self.v_reset;

@@ -142,17 +142,24 @@ impl NeuronModel for IafPscExp {
             unreachable!("iaf_psc_exp has three real columns")
         };
         let r = &mut b.int[0];
-        for j in 0..v.len() {
-            if r[j] == 0 {
-                v[j] = v[j] * self.p22
-                    + i_ex[j] * self.p21_ex
-                    + i_in[j] * self.p21_in
-                    + (self.i_e + current[j]) * self.p20;
-            } else {
-                r[j] -= 1;
-            }
+        let n = v.len();
+        let (v, i_ex, i_in, r) = (&mut v[..n], &mut i_ex[..n], &mut i_in[..n], &mut r[..n]);
+        let (input_ex, input_in, current) = (&input_ex[..n], &input_in[..n], &current[..n]);
+        // Two passes: the update of every neuron without a branch (the compiler vectorises
+        // it; a refractory neuron computes a membrane value it then discards), then the rare
+        // threshold crossings. The same operations in the same order as one pass.
+        for j in 0..n {
+            let free = r[j] == 0;
+            let vn = v[j] * self.p22
+                + i_ex[j] * self.p21_ex
+                + i_in[j] * self.p21_in
+                + (self.i_e + current[j]) * self.p20;
+            v[j] = if free { vn } else { v[j] };
+            r[j] -= u32::from(!free);
             i_ex[j] = i_ex[j] * self.p11_ex + input_ex[j];
             i_in[j] = i_in[j] * self.p11_in + input_in[j];
+        }
+        for j in 0..n {
             if v[j] >= self.theta {
                 r[j] = self.ref_steps;
                 v[j] = self.v_reset;

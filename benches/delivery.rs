@@ -1,0 +1,143 @@
+//! The delivery kernel against its floor, per synaptic event, on blocks shaped like the
+//! full microcircuit's: 1024 targets per block, rows of 51 synapses (3,873 synapses per
+//! source over 76 blocks), delays of up to 61 steps (a 0.5 MiB ring per block), 25 spiking
+//! sources per block and step, and 38 blocks per thread, as one of two threads sees them.
+//!
+//! - `kernel`: `myelin::systems::delivery::deliver_block`, the engine's kernel;
+//! - `floor/scatter_l1`: the same number of random scatter-adds into a 16 KiB array
+//!   (two channels of 1024 floats, L1-resident): the cost of an add with no cache miss;
+//! - `floor/stream_rows`: reading the same rows (8 bytes a synapse) and summing the
+//!   weights: the cost of streaming the synapses.
+//!
+//! All run in one process, so their ratios hold on a loaded machine; criterion reports the
+//! time for all blocks of one step (divide by the events, printed once, for ns per event).
+//!
+//! ```text
+//! cargo bench --bench delivery
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use myelin::engine::rng::{Purpose, Stream};
+use myelin_components::{Connectivity, SynapseBlock, SynapticInput, channel_of};
+
+const BLOCK: usize = 1024;
+const BLOCKS: usize = 38;
+const SOURCES: usize = 4096;
+const ROW: usize = 51;
+const MAX_DELAY: usize = 60;
+const SPIKES: usize = 25;
+
+struct Setup {
+    conns: Vec<Connectivity>,
+    rings: Vec<SynapticInput>,
+    spikes: Vec<u32>,
+}
+
+fn setup() -> Setup {
+    let mut s = Stream::new(1, Purpose::Connect, 0, 0, 0);
+    let conns = (0..BLOCKS)
+        .map(|_| {
+            let mut b = SynapseBlock::default();
+            b.row_ptr.push(0);
+            for _ in 0..SOURCES {
+                for _ in 0..ROW {
+                    b.target.push(s.below(BLOCK as u32) as u16);
+                    let w = 87.8 + 8.8 * s.normal() as f32;
+                    b.weight.push(if s.below(5) == 0 { -4.0 * w } else { w });
+                    b.delay.push(1 + s.below(MAX_DELAY as u32) as u16);
+                }
+                b.row_ptr.push(b.target.len() as u32);
+            }
+            Connectivity {
+                blocks: vec![b],
+                max_delay: MAX_DELAY as u16,
+                n_source: SOURCES,
+            }
+        })
+        .collect();
+    let rings = (0..BLOCKS)
+        .map(|_| SynapticInput::new(BLOCK, BLOCK, MAX_DELAY))
+        .collect();
+    let mut spikes: Vec<u32> = (0..SPIKES).map(|_| s.below(SOURCES as u32)).collect();
+    spikes.sort_unstable();
+    spikes.dedup();
+    Setup {
+        conns,
+        rings,
+        spikes,
+    }
+}
+
+fn delivery(c: &mut Criterion) {
+    let mut st = setup();
+    let events = (st.spikes.len() * ROW * BLOCKS) as u64;
+    println!(
+        "delivery: {events} events per iteration ({} spikes x {ROW} synapses x {BLOCKS} blocks)",
+        st.spikes.len()
+    );
+    let mut g = c.benchmark_group("delivery");
+    g.throughput(Throughput::Elements(events))
+        .measurement_time(Duration::from_secs(5));
+    let mut step = 0u64;
+    g.bench_function("kernel", |b| {
+        b.iter(|| {
+            step += 1;
+            for (ring, conn) in st.rings.iter_mut().zip(&st.conns) {
+                let list = [(conn, st.spikes.as_slice())];
+                for mut rb in ring.blocks_mut() {
+                    myelin::systems::delivery::deliver_block(&mut rb, &list, black_box(step));
+                }
+            }
+        })
+    });
+    // The targets and weights the kernel adds, replayed into an L1-resident array.
+    let idx: Vec<(u16, f32)> = st
+        .conns
+        .iter()
+        .flat_map(|c| {
+            let b = &c.blocks[0];
+            st.spikes.iter().flat_map(move |&i| {
+                let r = b.row(i as usize);
+                b.target[r.clone()]
+                    .iter()
+                    .zip(&b.weight[r])
+                    .map(|(&t, &w)| (t, w))
+            })
+        })
+        .collect();
+    let mut l1 = vec![0.0f32; 2 * BLOCK];
+    g.bench_function("floor/scatter_l1", |b| {
+        b.iter(|| {
+            for &(t, w) in &idx {
+                l1[usize::from(t) + BLOCK * channel_of(w)] += w;
+            }
+            black_box(&l1);
+        })
+    });
+    g.bench_function("floor/stream_rows", |b| {
+        b.iter(|| {
+            let mut sum = 0.0f32;
+            let mut dsum = 0u32;
+            let mut tsum = 0u32;
+            for c in &st.conns {
+                let b = &c.blocks[0];
+                for &i in &st.spikes {
+                    let r = b.row(i as usize);
+                    for k in r {
+                        sum += b.weight[k];
+                        dsum += u32::from(b.delay[k]);
+                        tsum += u32::from(b.target[k]);
+                    }
+                }
+            }
+            black_box((sum, dsum, tsum))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, delivery);
+criterion_main!(benches);
