@@ -38,6 +38,27 @@ for case in "scenes/brunel.ron 200" "scenes/microcircuit_reduced.ron 200" "$work
   done
 done
 
+# Checkpoints on 2 ranks (one file per rank and a manifest), then a restart with 2 ranks:
+# the recordings must be those of the uninterrupted single-process run.
+for comm in collective p2p; do
+  ck="$work/brunel-ckpt-$comm"
+  "${mpirun[@]}" -np 2 "$bin" run scenes/brunel.ron --duration 100 --checkpoint-every 50 \
+    --comm "$comm" --out "$ck" --quiet --threads 1 >/dev/null
+  test -f "$ck/checkpoints/manifest.json"
+  "${mpirun[@]}" -np 2 "$bin" resume "$ck/checkpoints" --duration 100 --comm "$comm" \
+    --quiet --threads 1 >/dev/null
+  "$py" scripts/compare-recordings.py "$work/brunel-1/recordings.h5" "$ck/recordings.h5"
+done
+# A restart with another number of ranks is refused, naming the right one.
+set +e
+msg="$(timeout 120 "${mpirun[@]}" -np 3 "$bin" resume "$work/brunel-ckpt-p2p/checkpoints" --quiet 2>&1)"
+rc=$?
+set -e
+if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || ! grep -q "resume with \`mpirun -np 2\`" <<<"$msg"; then
+  echo "restart on 3 ranks: expected a clear refusal, got status $rc:"; echo "$msg"; exit 1
+fi
+echo "restart on 3 ranks of a 2-rank checkpoint is refused with status $rc"
+
 # Bad input: more ranks than neurons. Must fail (non-zero) with rank 0's message, and not hang.
 cat >"$work/tiny.ron" <<'RON'
 Scene(

@@ -131,8 +131,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Under MPI, `run` initialises MPI here and finalises it when `_mpi` drops.
-    let _mpi = myelin::runner::mpi_init(matches!(cli.command, Command::Run { .. }));
+    // Under MPI, `run` and `resume` initialise MPI here and finalises it when `_mpi` drops.
+    let _mpi = myelin::runner::mpi_init(matches!(
+        cli.command,
+        Command::Run { .. } | Command::Resume(_)
+    ));
     let result = match cli.command {
         Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend, checkpoint_every, checkpoint_dir, keep, comm } => (|| {
             let backend: myelin::engine::Backend = backend.parse().map_err(|e: myelin::engine::BackendError| e.to_string())?;

@@ -241,6 +241,45 @@ impl Exchanger {
         }
     }
 
+    /// Gives every block of every projection its dense row pointers again (one per source
+    /// neuron; zeros for blocks without synapses), the shape the checkpoint writer and
+    /// reader know. Undo with [`Exchanger::drop_dense_rows`].
+    pub fn restore_dense_rows(&self, world: &mut World) {
+        let mut q = world.query::<(Entity, &mut Connectivity)>();
+        for (e, mut conn) in q.iter_mut(world) {
+            let n = conn.n_source;
+            let Some(rows) = self.rows.get(&e) else {
+                continue;
+            };
+            for (blk, c) in conn.blocks.iter_mut().zip(rows) {
+                let mut dense = vec![0u32; n + 1];
+                if let Some(c) = c {
+                    dense[n] = *c.ptr.last().unwrap_or(&0);
+                    let mut k = c.sources.len();
+                    for i in (0..n).rev() {
+                        if k > 0 && c.sources[k - 1] as usize == i {
+                            k -= 1;
+                            dense[i] = c.ptr[k];
+                        } else {
+                            dense[i] = dense[i + 1];
+                        }
+                    }
+                }
+                blk.row_ptr = dense;
+            }
+        }
+    }
+
+    /// Drops the dense row pointers again (the compact rows serve delivery).
+    pub fn drop_dense_rows(&self, world: &mut World) {
+        let mut q = world.query::<&mut Connectivity>();
+        for mut conn in q.iter_mut(world) {
+            for blk in &mut conn.blocks {
+                blk.row_ptr = Vec::new();
+            }
+        }
+    }
+
     /// Bytes of this rank's connectivity: synapses (8 bytes each) and compact rows.
     pub fn connectivity_bytes(&self, world: &mut World) -> usize {
         let syn: usize = world

@@ -39,6 +39,10 @@ pub struct ResumeArgs {
     /// Number of checkpoints kept [default: as the run did].
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
+    /// Spike exchange between MPI ranks: collective or p2p (under `mpirun -np N`, N > 1,
+    /// resuming from the checkpoint folder of a run on N ranks).
+    #[arg(long, default_value = "collective")]
+    pub comm: myelin::distributed::CommMode,
 }
 
 /// Arguments of `myelin batch`.
@@ -71,19 +75,24 @@ pub fn resume(args: &ResumeArgs) -> Result<(), String> {
         checkpoint_every: args.checkpoint_every,
         checkpoint_dir: args.checkpoint_dir.clone(),
         keep: args.keep,
+        comm: args.comm,
     };
     match resume_run(&args.checkpoint, &opts, |_| {}) {
         Ok(summary) => {
             for s in &summary.skipped_checkpoints {
                 eprintln!("warning: skipped an unusable checkpoint: {s}");
             }
-            out!("{}", summary.table());
+            if myelin::runner::is_root() {
+                out!("{}", summary.table());
+            }
             Ok(())
         }
-        Err(e) if e.is_resume_setup() => {
+        Err(e) if e.is_resume_setup() && myelin::runner::is_root() => {
             eprintln!("error: {e}");
             std::process::exit(EXIT_CANNOT_RESUME);
         }
+        // Another rank: rank 0 reports (the same error, as a rule) and ends the job.
+        Err(e) if e.is_resume_setup() => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
 }

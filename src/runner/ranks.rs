@@ -130,12 +130,84 @@ pub fn unsupported(spec: &NetworkSpec, checkpoints: bool) -> Option<String> {
             r.label()
         ));
     }
-    if checkpoints {
-        return Some(
-            "checkpoints (--checkpoint-every) are not supported on several ranks yet".into(),
-        );
-    }
+    let _ = checkpoints;
     None
+}
+
+/// The folder of rank `rank`'s checkpoints inside a checkpoint folder.
+pub fn rank_dir(dir: &std::path::Path, rank: usize) -> std::path::PathBuf {
+    dir.join(format!("rank-{rank:05}"))
+}
+
+/// The manifest of a distributed run's checkpoints, in the checkpoint folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// What a distributed checkpoint folder holds: written by rank 0 after every rank wrote
+/// its file.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// Ranks that wrote it (a restart needs as many).
+    pub ranks: usize,
+    /// Step of the newest checkpoint.
+    pub step: u64,
+    /// First global neuron id of each rank, then the number of neurons.
+    pub bounds: Vec<u64>,
+    /// The newest checkpoint of each rank, relative to the folder.
+    pub files: Vec<String>,
+}
+
+/// Writes the manifest of the checkpoints at `step` (rank 0, after a barrier).
+pub fn write_manifest(dir: &std::path::Path, r: &Ranked, step: u64) -> Result<(), RunError> {
+    let m = Manifest {
+        ranks: r.comm.size(),
+        step,
+        bounds: r.plan.bounds.clone(),
+        files: (0..r.comm.size())
+            .map(|k| {
+                format!(
+                    "rank-{k:05}/{}",
+                    myelin_io::checkpoint::checkpoint_file_name(step)
+                )
+            })
+            .collect(),
+    };
+    let json = serde_json::to_string_pretty(&m)
+        .map_err(|e| RunError::Option(format!("cannot serialise the manifest: {e}")))?;
+    super::write_atomic(&dir.join(MANIFEST), json.as_bytes())
+}
+
+/// The folder of this rank's checkpoints when resuming a distributed run from `from` (the
+/// checkpoint folder holding the manifest), after checking the rank count.
+pub fn resume_dir(from: &std::path::Path, comm: &dyn Comm) -> Result<std::path::PathBuf, RunError> {
+    let path = from.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|source| RunError::Fs {
+        what: "cannot read the manifest of distributed checkpoints (resume from the checkpoint folder)",
+        path: path.clone(),
+        source,
+    })?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| RunError::Option(format!("{}: {e}", path.display())))?;
+    if m.ranks != comm.size() {
+        return Err(RunError::Option(format!(
+            "{}: the checkpoints were written by {} ranks; resume with `mpirun -np {}` (this job has {})",
+            path.display(),
+            m.ranks,
+            m.ranks,
+            comm.size()
+        )));
+    }
+    Ok(rank_dir(from, comm.rank()))
+}
+
+/// An error unless every rank resumes from the same step.
+pub fn check_same_step(comm: &dyn Comm, step: u64) -> Result<(), RunError> {
+    let steps = comm.all_gather_f64(&[step as f64]);
+    if steps.iter().any(|&s| s != step as f64) {
+        return Err(RunError::Option(format!(
+            "the ranks' newest usable checkpoints are of different steps ({steps:?}); remove the newer ones so that all ranks have the same"
+        )));
+    }
+    Ok(())
 }
 
 /// This rank's share of a distributed run.

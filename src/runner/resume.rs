@@ -31,6 +31,8 @@ pub struct ResumeOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Checkpoints kept (default: the run's).
     pub keep: Option<usize>,
+    /// Spike exchange between MPI ranks (used only with several ranks).
+    pub comm: myelin_distributed::CommMode,
 }
 
 impl Default for ResumeOptions {
@@ -43,6 +45,7 @@ impl Default for ResumeOptions {
             checkpoint_every: None,
             checkpoint_dir: None,
             keep: None,
+            comm: myelin_distributed::CommMode::default(),
         }
     }
 }
@@ -117,7 +120,8 @@ pub fn resume_run(
             source: Box::new(e),
         };
         let mut session = restore_session(from, opts, threads, &extend).map_err(setup)?;
-        session.simulate(opts.progress)?;
+        let root = super::ranks::communicator().rank() == 0;
+        session.simulate(opts.progress && root)?;
         session.finish()
     })
 }
@@ -129,7 +133,16 @@ fn restore_session(
     extend: &(dyn Fn(&mut Simulation) + Sync),
 ) -> Result<Session, RunError> {
     let t0 = Instant::now();
-    let (mut ckpt, skipped) = find_checkpoint(from)?;
+    super::ranks::check_launch()?;
+    let comm = super::ranks::communicator();
+    let several = comm.size() > 1;
+    let (mut ckpt, skipped) = if several {
+        let (ckpt, skipped) = find_checkpoint(&super::ranks::resume_dir(from, &*comm)?)?;
+        super::ranks::check_same_step(&*comm, ckpt.step)?;
+        (ckpt, skipped)
+    } else {
+        find_checkpoint(from)?
+    };
     let mut scene = stored_scene(&ckpt, extend)?;
     scene.seed = ckpt.seed;
     let end_step = match opts.duration {
@@ -141,12 +154,38 @@ fn restore_session(
     };
     scene.duration = end_step as f64 * ckpt.dt;
     let out = output_dir(&ckpt, opts.out.as_deref())?;
-    let lock = lock_output(&out)?;
+    let root = comm.rank() == 0;
+    let lock = if root {
+        lock_output(&out)?
+    } else {
+        tempfile::tempfile().map_err(|source| RunError::Fs {
+            what: "cannot create a temporary file",
+            path: std::env::temp_dir(),
+            source,
+        })?
+    };
     let policy = resume_policy(&ckpt, opts, &out)?;
 
     let mut sim = simulation_with(scene.dt, extend);
     sim.world_mut().insert_resource(ckpt.take_connectivity());
-    let report = sim.build(&scene.network())?;
+    let spec = scene.network();
+    let mut ranked = if several {
+        if let Some(why) = super::ranks::unsupported(&spec, false) {
+            return Err(RunError::Option(why));
+        }
+        Some(super::ranks::prepare(
+            &mut sim,
+            &spec,
+            &ckpt.run.scene_file,
+            comm,
+        )?)
+    } else {
+        None
+    };
+    let mut report = sim.build(&spec)?;
+    if let Some(r) = ranked.as_mut() {
+        super::ranks::after_build(&mut sim, r, opts.comm, &mut report);
+    }
     let positions = ckpt.positions();
     let mut run = ckpt.run.clone();
     ckpt.restore(sim.world_mut())?;
@@ -158,12 +197,16 @@ fn restore_session(
         run.checkpoint_dir = p.dir.display().to_string();
         run.keep = p.keep as u64;
     }
-    let writer = RecordingWriter::resume(
-        &out.join(RECORDINGS),
-        &run_meta(&run, &scene),
-        &positions,
-        sim.world_mut(),
-    )?;
+    let writer = if root {
+        Some(RecordingWriter::resume(
+            &out.join(RECORDINGS),
+            &run_meta(&run, &scene),
+            &positions,
+            sim.world_mut(),
+        )?)
+    } else {
+        None
+    };
     let construction_s = t0.elapsed().as_secs_f64();
     let mut session = Session::restored(
         sim,
@@ -176,6 +219,7 @@ fn restore_session(
         lock,
         report,
         construction_s,
+        ranked,
     );
     session.skipped = skipped;
     Ok(session)
@@ -259,10 +303,19 @@ fn resume_policy(
     let every_ms = opts.checkpoint_every.or_else(|| {
         (run.checkpoint_every_steps > 0).then_some(run.checkpoint_every_steps as f64 * ckpt.dt)
     });
-    let dir = opts
-        .checkpoint_dir
-        .clone()
-        .or_else(|| ckpt.file.parent().map(Path::to_path_buf));
+    let dir = opts.checkpoint_dir.clone().or_else(|| {
+        let parent = ckpt.file.parent()?;
+        // A rank's file sits in `rank-NNNNN/` of the run's checkpoint folder.
+        let is_rank_dir = parent
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("rank-"));
+        Some(if is_rank_dir {
+            parent.parent().unwrap_or(parent).to_path_buf()
+        } else {
+            parent.to_path_buf()
+        })
+    });
     let keep = opts.keep.unwrap_or_else(|| (run.keep as usize).max(1));
     CheckpointPolicy::new(every_ms, dir, keep, out, ckpt.dt)
 }

@@ -200,11 +200,12 @@ impl Session {
         scene: Scene,
         out: PathBuf,
         policy: Option<CheckpointPolicy>,
-        writer: RecordingWriter,
+        writer: Option<RecordingWriter>,
         threads: usize,
         lock: std::fs::File,
         report: BuildReport,
         construction_s: f64,
+        ranked: Option<Ranked>,
     ) -> Self {
         let start_step = sim.clock().step;
         Self {
@@ -214,7 +215,7 @@ impl Session {
             scene,
             out,
             policy,
-            writer: Some(writer),
+            writer,
             threads,
             lock,
             report,
@@ -224,7 +225,7 @@ impl Session {
             skipped: Vec::new(),
             simulation_s: 0.0,
             log: CheckpointLog::default(),
-            ranked: None,
+            ranked,
         }
     }
 
@@ -279,13 +280,43 @@ impl Session {
             return Ok(());
         };
         let t = Instant::now();
-        let Some(writer) = &mut self.writer else {
-            return Ok(());
+        let positions = match &mut self.writer {
+            Some(w) => {
+                w.sync()?;
+                w.positions()
+            }
+            None => Default::default(),
         };
-        writer.sync()?;
-        let path = policy.dir.join(checkpoint_file_name(self.sim.clock().step));
-        let stats = write_checkpoint(&path, self.sim.world(), &self.run, &writer.positions())?;
-        prune_checkpoints(&policy.dir, policy.keep)?;
+        let step = self.sim.clock().step;
+        let stats = match &self.ranked {
+            // On several ranks: one file per rank in `rank-NNNNN/`, and a manifest.
+            Some(r) => {
+                let dir = super::ranks::rank_dir(&policy.dir, r.comm.rank());
+                std::fs::create_dir_all(&dir).map_err(|source| RunError::Fs {
+                    what: "cannot create checkpoint folder",
+                    path: dir.clone(),
+                    source,
+                })?;
+                let ex = r.exchanger.as_ref().expect("prepared after the build");
+                ex.restore_dense_rows(self.sim.world_mut());
+                let path = dir.join(checkpoint_file_name(step));
+                let written = write_checkpoint(&path, self.sim.world(), &self.run, &positions);
+                ex.drop_dense_rows(self.sim.world_mut());
+                let stats = written?;
+                prune_checkpoints(&dir, policy.keep)?;
+                r.comm.barrier();
+                if r.comm.rank() == 0 {
+                    super::ranks::write_manifest(&policy.dir, r, step)?;
+                }
+                stats
+            }
+            None => {
+                let path = policy.dir.join(checkpoint_file_name(step));
+                let stats = write_checkpoint(&path, self.sim.world(), &self.run, &positions)?;
+                prune_checkpoints(&policy.dir, policy.keep)?;
+                stats
+            }
+        };
         self.log.written += 1;
         self.log.seconds += t.elapsed().as_secs_f64();
         self.log.bytes = stats.bytes;
