@@ -224,6 +224,36 @@ pub fn u01_open(a: u32, b: u32) -> f64 {
     (x as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
 }
 
+/// Layers of the normal ziggurat.
+const ZIGGURAT_LAYERS: usize = 128;
+/// Start of the normal ziggurat's tail (Marsaglia & Tsang 2000, 128 layers).
+const ZIGGURAT_R: f64 = 3.442_619_855_899;
+/// Area of each layer of the normal ziggurat (for `exp(-x^2 / 2)`, unnormalised).
+const ZIGGURAT_V: f64 = 9.912_563_035_262_17e-3;
+
+/// The normal ziggurat's layer edges `x` (`x[0] = V / f(R)`, `x[1] = R`, ..., `x[128] = 0`)
+/// and the ratios `x[i + 1] / x[i]` below which a draw is inside layer `i`'s rectangle.
+struct Ziggurat {
+    x: [f64; ZIGGURAT_LAYERS + 1],
+    ratio: [f64; ZIGGURAT_LAYERS],
+}
+
+fn ziggurat() -> &'static Ziggurat {
+    static Z: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+    Z.get_or_init(|| {
+        let f = |x: f64| (-0.5 * x * x).exp();
+        let mut x = [0.0; ZIGGURAT_LAYERS + 1];
+        x[0] = ZIGGURAT_V / f(ZIGGURAT_R);
+        x[1] = ZIGGURAT_R;
+        for i in 2..ZIGGURAT_LAYERS {
+            x[i] = (-2.0 * (ZIGGURAT_V / x[i - 1] + f(x[i - 1])).ln()).sqrt();
+        }
+        x[ZIGGURAT_LAYERS] = 0.0;
+        let ratio = std::array::from_fn(|i| x[i + 1] / x[i]);
+        Ziggurat { x, ratio }
+    })
+}
+
 /// A stream of random numbers: Philox4x32-10 in counter mode.
 #[derive(Clone, Debug)]
 pub struct Stream {
@@ -231,7 +261,6 @@ pub struct Stream {
     ctr: [u32; 4],
     buf: [u32; 4],
     pos: usize,
-    spare_normal: Option<f64>,
 }
 
 impl Stream {
@@ -250,7 +279,6 @@ impl Stream {
             ],
             buf: [0; 4],
             pos: 4,
-            spare_normal: None,
         }
     }
 
@@ -289,17 +317,40 @@ impl Stream {
         (m >> 32) as u32
     }
 
-    /// A standard normal deviate (Box-Muller; both deviates of a pair are used).
+    /// A standard normal deviate: the ziggurat method (Marsaglia & Tsang 2000) in Doornik's
+    /// form (2005), with 128 layers and independent bits for the layer and the abscissa.
+    /// About 98.8 % of draws take one 64-bit draw and a multiplication; the rest evaluate
+    /// `exp` (wedges) or sample the tail beyond `ZIGGURAT_R` (Marsaglia's method).
+    #[inline]
     pub fn normal(&mut self) -> f64 {
-        if let Some(z) = self.spare_normal.take() {
-            return z;
+        let z = ziggurat();
+        loop {
+            let a = self.next_u32();
+            let b = self.next_u32();
+            // 53 bits for a uniform in (-1, 1); 7 other bits for the layer.
+            let u = 2.0 * u01_open(a, b) - 1.0;
+            let i = (b & 0x7f) as usize;
+            if u.abs() < z.ratio[i] {
+                return u * z.x[i];
+            }
+            if i == 0 {
+                // The base layer's tail beyond R.
+                let r = ZIGGURAT_R;
+                loop {
+                    let x = -self.uniform().ln() / r;
+                    let y = -self.uniform().ln();
+                    if y + y >= x * x {
+                        return if u < 0.0 { -(r + x) } else { r + x };
+                    }
+                }
+            }
+            let x = u * z.x[i];
+            let f0 = (-0.5 * (z.x[i] * z.x[i] - x * x)).exp();
+            let f1 = (-0.5 * (z.x[i + 1] * z.x[i + 1] - x * x)).exp();
+            if f1 + self.uniform() * (f0 - f1) < 1.0 {
+                return x;
+            }
         }
-        let u1 = self.uniform();
-        let u2 = self.uniform();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        self.spare_normal = Some(r * s);
-        r * c
     }
 
     /// A Poisson deviate with mean `lambda` (see [`poisson`]).
@@ -713,6 +764,65 @@ mod tests {
             chi2 < 38.5,
             "chi-square {chi2} with 7 degrees of freedom: {h:?}"
         );
+    }
+
+    /// The standard normal CDF from the Taylor series of erf (|x| <= 4: error below 1e-10).
+    fn phi(x: f64) -> f64 {
+        let z = x / std::f64::consts::SQRT_2;
+        let (mut term, mut sum) = (z, z);
+        for n in 1..200 {
+            term *= -z * z / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        0.5 + sum / std::f64::consts::PI.sqrt()
+    }
+
+    /// Pearson's chi-square of 1,000,000 ziggurat deviates in 18 bins (edges every 0.5 from
+    /// -4 to 4, and the two tails) against the normal law: 17 degrees of freedom, whose 1e-6
+    /// upper quantile is 60.1. The tail beyond the ziggurat's R = 3.4426 (probability
+    /// 5.76e-4, sampled by its own method) is checked too, within 5 standard deviations.
+    #[test]
+    fn ziggurat_normals_pass_a_chi_square_test() {
+        let n = 1_000_000usize;
+        let mut s = Stream::new(77, Purpose::Weight, 5, 6, 7);
+        let edges: Vec<f64> = (-8..=8).map(|k| f64::from(k) * 0.5).collect();
+        let mut h = vec![0u64; edges.len() + 1];
+        let mut tail = 0u64;
+        for _ in 0..n {
+            let z = s.normal();
+            h[edges.partition_point(|&e| e <= z)] += 1;
+            tail += u64::from(z.abs() > ZIGGURAT_R);
+        }
+        let mut chi2 = 0.0;
+        for (k, &o) in h.iter().enumerate() {
+            let lo = if k == 0 { 0.0 } else { phi(edges[k - 1]) };
+            let hi = if k == edges.len() { 1.0 } else { phi(edges[k]) };
+            let e = (hi - lo) * n as f64;
+            chi2 += (o as f64 - e).powi(2) / e;
+        }
+        assert!(
+            chi2 < 60.1,
+            "chi-square {chi2} with 17 degrees of freedom: {h:?}"
+        );
+        let p = 2.0 * (1.0 - phi(ZIGGURAT_R));
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        assert!(
+            (tail as f64 - n as f64 * p).abs() < 5.0 * sd,
+            "{tail} deviates beyond R, expected {}",
+            n as f64 * p
+        );
+    }
+
+    #[test]
+    fn ziggurat_layers_have_equal_areas() {
+        let z = ziggurat();
+        let f = |x: f64| (-0.5 * x * x).exp();
+        // Layer i >= 1 spans x[i] wide and f(x[i + 1]) - f(x[i]) high.
+        for i in 1..ZIGGURAT_LAYERS {
+            let area = z.x[i] * (f(z.x[i + 1]) - f(z.x[i]));
+            assert!((area - ZIGGURAT_V).abs() < 1e-9, "layer {i}: area {area}");
+        }
+        assert_eq!(z.x[ZIGGURAT_LAYERS], 0.0);
     }
 
     #[test]
