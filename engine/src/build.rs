@@ -118,7 +118,8 @@ fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, S
 /// builds: an MPI rank's own part of the network. Insert it as a resource before building;
 /// [`build_network`] then draws, for every projection, only the synapses onto these
 /// neurons (exactly those a full build gives them, each target drawing from its own
-/// streams), and none onto the others. Without it every neuron is local.
+/// streams), and none onto the others. Without it every neuron is local. It stays in the
+/// world: the neuron update skips the delivery blocks that hold no local neuron.
 #[derive(Resource, Clone, Debug, Default)]
 pub struct LocalNeurons(pub Vec<std::ops::Range<usize>>);
 
@@ -170,7 +171,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             ),
         )]));
     }
-    let local = world.remove_resource::<LocalNeurons>();
+    let local = world.get_resource::<LocalNeurons>().cloned();
     if let Some(l) = &local
         && l.0.len() != spec.populations.len()
     {

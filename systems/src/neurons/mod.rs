@@ -13,8 +13,12 @@ use std::marker::PhantomData;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use myelin_components::{DELIVERY_BLOCK, ExternalCurrent, NeuronState, Spikes, SynapticInput};
-use myelin_engine::{NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep, SimSystems};
+use myelin_components::{
+    DELIVERY_BLOCK, ExternalCurrent, NeuronState, Spikes, StableId, SynapticInput,
+};
+use myelin_engine::{
+    LocalNeurons, NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep, SimSystems,
+};
 use rayon::prelude::*;
 
 pub use iaf_psc_alpha::IafPscAlpha;
@@ -41,33 +45,58 @@ impl<M: NeuronModel> Plugin for NeuronModelPlugin<M> {
 /// Advances every population of model `M` by one step: for every delivery block (of all
 /// such populations, in parallel) the model's kernel reads the ring-buffer slot of this
 /// step, which is then cleared, and collects spikes; the blocks' spikes are concatenated
-/// in block order.
+/// in block order. Under [`LocalNeurons`] (an MPI rank's part) only the blocks holding a
+/// local neuron are updated: the others receive no input and their spikes are not this
+/// rank's to emit.
 pub fn integrate<M: NeuronModel>(
     clock: Res<SimClock>,
+    local: Option<Res<LocalNeurons>>,
     mut q: Query<(
         &Neurons<M>,
         &mut NeuronState,
         &mut SynapticInput,
         &ExternalCurrent,
         &mut Spikes,
+        &StableId,
     )>,
 ) {
     let step = clock.step;
     let mut pops: Vec<_> = q
         .iter_mut()
-        .map(|(m, s, i, c, sp)| (&m.0, s.into_inner(), i.into_inner(), c, sp.into_inner()))
+        .map(|(m, s, i, c, sp, id)| {
+            let range = local.as_ref().and_then(|l| l.0.get(id.0 as usize).cloned());
+            (
+                &m.0,
+                s.into_inner(),
+                i.into_inner(),
+                c,
+                sp.into_inner(),
+                range,
+            )
+        })
         .collect();
     {
         let mut work = Vec::new();
-        for (m, state, input, current, spikes) in pops.iter_mut() {
+        for (m, state, input, current, spikes, range) in pops.iter_mut() {
             let blocks = state.blocks_mut(DELIVERY_BLOCK);
             let rings = input.blocks_mut();
-            for ((nb, rb), (cur, out)) in blocks.into_iter().zip(rings).zip(
-                current
-                    .values
-                    .chunks(DELIVERY_BLOCK)
-                    .zip(spikes.per_block.iter_mut()),
-            ) {
+            for (k, ((nb, rb), (cur, out))) in blocks
+                .into_iter()
+                .zip(rings)
+                .zip(
+                    current
+                        .values
+                        .chunks(DELIVERY_BLOCK)
+                        .zip(spikes.per_block.iter_mut()),
+                )
+                .enumerate()
+            {
+                if let Some(r) = range
+                    && (r.end <= k * DELIVERY_BLOCK || r.start >= (k + 1) * DELIVERY_BLOCK)
+                {
+                    out.clear();
+                    continue;
+                }
                 work.push((*m, nb, rb, cur, out));
             }
         }
@@ -80,7 +109,7 @@ pub fn integrate<M: NeuronModel>(
                 inh.fill(0.0);
             });
     }
-    for (.., spikes) in pops.iter_mut() {
+    for (_, _, _, _, spikes, _) in pops.iter_mut() {
         spikes.gather();
     }
 }
