@@ -474,17 +474,7 @@ fn run_in_pool(
         check_output_dir(&out, opts.overwrite)?;
     }
     create_dir(&out)?;
-    // Rank 0 alone holds the lock and writes the outputs; the others hold a lock of
-    // their own only to satisfy the session's shape.
-    let lock = if root {
-        lock_output(&out)?
-    } else {
-        tempfile::tempfile().map_err(|source| RunError::Fs {
-            what: "cannot create a temporary file",
-            path: std::env::temp_dir(),
-            source,
-        })?
-    };
+    let lock = rank_lock(&out, root)?;
     let policy = CheckpointPolicy::new(
         opts.checkpoint_every,
         opts.checkpoint_dir.clone(),
@@ -551,6 +541,21 @@ fn create_dir(dir: &Path) -> Result<(), RunError> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// The lock a rank holds during a run: rank 0 alone locks the output folder (it writes the
+/// outputs); the others hold a temporary file of their own only to satisfy the session's
+/// shape.
+pub(crate) fn rank_lock(out: &Path, root: bool) -> Result<std::fs::File, RunError> {
+    if root {
+        lock_output(out)
+    } else {
+        tempfile::tempfile().map_err(|source| RunError::Fs {
+            what: "cannot create a temporary file",
+            path: std::env::temp_dir(),
+            source,
+        })
+    }
 }
 
 /// Takes the exclusive lock of an output folder (held until the returned file is dropped

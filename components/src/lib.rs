@@ -19,7 +19,7 @@ pub use plasticity::{
 pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
-pub use synaptic_input::{CHANNELS, RingBlockMut, SynapticInput, channel_of};
+pub use synaptic_input::{CHANNELS, RingBlockMut, SynapticInput, add_row, channel_of};
 
 /// Number of target neurons per delivery block.
 ///

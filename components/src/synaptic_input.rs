@@ -10,6 +10,32 @@ pub fn channel_of(w: f32) -> usize {
     usize::from(w < 0.0)
 }
 
+/// Adds one row of synapses into a block's ring slots: synapse `k` adds `weight[k]` to block
+/// neuron `target[k]`, in the channel of the weight's sign, `delay[k]` slots after slot
+/// `now`. `data`, `slots` and `block` are [`RingBlockMut::raw_mut`]'s. The inner loop that
+/// every delivery path shares (one process, and the ranks of a distributed run).
+#[inline]
+pub fn add_row(
+    data: &mut [f32],
+    slots: usize,
+    block: usize,
+    now: usize,
+    target: &[u16],
+    weight: &[f32],
+    delay: &[u16],
+) {
+    let n = target.len();
+    let (weight, delay) = (&weight[..n], &delay[..n]);
+    for k in 0..n {
+        let mut slot = now + usize::from(delay[k]);
+        if slot >= slots {
+            slot -= slots;
+        }
+        data[(slot * CHANNELS + channel_of(weight[k])) * block + usize::from(target[k])] +=
+            weight[k];
+    }
+}
+
 /// Delay ring buffers of one population: for every neuron, channel and future step up to
 /// the longest incoming delay, the summed weight arriving then.
 ///

@@ -19,8 +19,7 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    CHANNELS, Connectivity, Population, Projection, RingBlockMut, Spikes, StableId, SynapticInput,
-    channel_of,
+    Connectivity, Population, Projection, RingBlockMut, Spikes, StableId, SynapticInput, add_row,
 };
 use myelin_engine::{DeliveryPlan, SimClock};
 use rayon::prelude::*;
@@ -489,13 +488,7 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
                 &blk.weight[row.clone()],
                 &blk.delay[row],
             );
-            for k in 0..t.len() {
-                let mut slot = now + usize::from(d[k]);
-                if slot >= slots {
-                    slot -= slots;
-                }
-                data[(slot * CHANNELS + channel_of(w[k])) * block + usize::from(t[k])] += w[k];
-            }
+            add_row(data, slots, block, now, t, w, d);
         }
     }
 }

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use myelin_components::DELIVERY_BLOCK;
-use myelin_engine::{NetworkSpec, ParamValue, delay_steps};
+use myelin_engine::{ModelRegistry, NetworkSpec, ParamValue, delay_steps};
 use petgraph::graph::{NodeIndex, UnGraph};
 use serde::Serialize;
 
@@ -59,6 +59,28 @@ pub struct Costs {
     pub state_bytes: Vec<f64>,
     /// Assumed mean firing rate [Hz], for the traffic estimates.
     pub rate_hz: f64,
+}
+
+/// Bytes of per-neuron bookkeeping besides the model's state variables: the external
+/// current (`f32`) and a spike-list entry's worth (`u32`).
+pub const NEURON_OVERHEAD_BYTES: f64 = 8.0;
+
+impl Costs {
+    /// The costs of `spec`'s populations: each model's state columns (4 bytes each, from
+    /// the registry) plus [`NEURON_OVERHEAD_BYTES`], and the assumed rate.
+    pub fn for_scene(spec: &NetworkSpec, registry: &ModelRegistry, rate_hz: f64) -> Self {
+        Self {
+            state_bytes: spec
+                .populations
+                .iter()
+                .map(|p| {
+                    let e = &registry.neurons[p.model.as_str()];
+                    (e.real.len() + e.int.len()) as f64 * 4.0 + NEURON_OVERHEAD_BYTES
+                })
+                .collect(),
+            rate_hz,
+        }
+    }
 }
 
 /// The expected size of one projection.

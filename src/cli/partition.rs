@@ -10,10 +10,6 @@ pub const DEFAULT_RATE_HZ: f64 = 10.0;
 /// Largest rank count the dry run accepts.
 pub const MAX_RANKS: usize = 100_000;
 
-/// Bytes of per-neuron bookkeeping besides the model's state variables: the external
-/// current (`f32`) and a spike-list entry's worth (`u32`).
-const NEURON_OVERHEAD_BYTES: f64 = 8.0;
-
 /// Prints the partition of `scene` over `ranks` ranks (a table, or JSON).
 pub fn partition(scene: &Path, ranks: usize, rate_hz: f64, json: bool) -> Result<(), String> {
     if ranks == 0 || ranks > MAX_RANKS {
@@ -28,17 +24,7 @@ pub fn partition(scene: &Path, ranks: usize, rate_hz: f64, json: bool) -> Result
     let loaded = myelin::io::load_scene(scene, sim.registry()).map_err(|e| e.to_string())?;
     let spec = loaded.scene.network();
     let reg = sim.registry();
-    let costs = Costs {
-        state_bytes: spec
-            .populations
-            .iter()
-            .map(|p| {
-                let e = &reg.neurons[p.model.as_str()];
-                (e.real.len() + e.int.len()) as f64 * 4.0 + NEURON_OVERHEAD_BYTES
-            })
-            .collect(),
-        rate_hz,
-    };
+    let costs = Costs::for_scene(&spec, reg, rate_hz);
     let plan = partition::partition(&spec, ranks, &costs)
         .map_err(|e| format!("{}: {e}", scene.display()))?;
     let report = partition::report(&spec, &loaded.name(), &plan, &costs);

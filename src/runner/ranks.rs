@@ -13,9 +13,6 @@ use serde::Serialize;
 
 use super::RunError;
 
-/// Bytes of per-neuron bookkeeping besides the model's state variables (external current
-/// and a spike-list entry).
-const NEURON_OVERHEAD_BYTES: f64 = 8.0;
 /// Firing rate assumed by the partitioner's traffic weights [Hz].
 const PLAN_RATE_HZ: f64 = 10.0;
 
@@ -230,17 +227,7 @@ pub fn prepare(
     comm: Box<dyn Comm>,
 ) -> Result<Ranked, RunError> {
     let reg = sim.registry();
-    let costs = Costs {
-        state_bytes: spec
-            .populations
-            .iter()
-            .map(|p| {
-                let e = &reg.neurons[p.model.as_str()];
-                (e.real.len() + e.int.len()) as f64 * 4.0 + NEURON_OVERHEAD_BYTES
-            })
-            .collect(),
-        rate_hz: PLAN_RATE_HZ,
-    };
+    let costs = Costs::for_scene(&spec, reg, PLAN_RATE_HZ);
     let plan = partition::partition(spec, comm.size(), &costs)
         .map_err(|e| RunError::Option(format!("{scene_file}: {e}")))?;
     let local = plan.local(comm.rank());

@@ -11,7 +11,7 @@ use myelin_io::checkpoint::{
 use myelin_io::{LoadedScene, RecordingWriter, Scene, parse_scene};
 
 use super::session::{CheckpointPolicy, RECORDINGS, Session, absolute_dir, run_meta};
-use super::{CHECKPOINT_SUBDIR, RunError, RunSummary, in_pool, lock_output, simulation_with};
+use super::{CHECKPOINT_SUBDIR, RunError, RunSummary, in_pool, rank_lock, simulation_with};
 
 /// How to resume a run.
 #[derive(Clone, Debug)]
@@ -155,15 +155,7 @@ fn restore_session(
     scene.duration = end_step as f64 * ckpt.dt;
     let out = output_dir(&ckpt, opts.out.as_deref())?;
     let root = comm.rank() == 0;
-    let lock = if root {
-        lock_output(&out)?
-    } else {
-        tempfile::tempfile().map_err(|source| RunError::Fs {
-            what: "cannot create a temporary file",
-            path: std::env::temp_dir(),
-            source,
-        })?
-    };
+    let lock = rank_lock(&out, root)?;
     let policy = resume_policy(&ckpt, opts, &out)?;
 
     let mut sim = simulation_with(scene.dt, extend);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use myelin_components::{CHANNELS, Connectivity, RingBlockMut, Spikes, SynapticInput, channel_of};
+use myelin_components::{Connectivity, RingBlockMut, Spikes, SynapticInput, add_row};
 use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
 use rayon::prelude::*;
@@ -79,13 +79,7 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
                 &blk.weight[row.clone()],
                 &blk.delay[row],
             );
-            for k in 0..t.len() {
-                let mut slot = now + usize::from(d[k]);
-                if slot >= slots {
-                    slot -= slots;
-                }
-                data[(slot * CHANNELS + channel_of(w[k])) * block + usize::from(t[k])] += w[k];
-            }
+            add_row(data, slots, block, now, t, w, d);
         }
     }
 }
