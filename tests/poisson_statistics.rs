@@ -131,3 +131,52 @@ fn poisson_rate_fano_factor_and_independence() {
         "neighbouring neurons' counts correlate: {mean_corr}"
     );
 }
+
+/// Runs `spec` for `steps` steps and returns the events per neuron per step.
+fn per_step_counts(spec: &NetworkSpec, steps: u64) -> Vec<Vec<u32>> {
+    let mut sim = Simulation::new(0.1);
+    sim.add_plugins(PoissonGeneratorPlugin);
+    sim.app_mut().register_neuron_model::<IafPscDelta>();
+    sim.app_mut()
+        .add_systems(SimStep, count_arrivals.in_set(SimSystems::Integrate));
+    sim.world_mut().insert_resource(Counts {
+        weight: 0.5,
+        windows: Vec::new(),
+        window_steps: 1,
+    });
+    sim.build(spec).expect("valid spec");
+    sim.run_steps(steps);
+    sim.world().resource::<Counts>().windows.clone()
+}
+
+/// A neuron's input depends on (seed, input, neuron, step) alone: driving a selection of
+/// neurons (scattered over three blocks and over the four-neuron groups that share a
+/// Philox block, as an MPI rank's part does) gives each of them exactly the events it gets
+/// when every neuron is driven, and the others none.
+#[test]
+fn a_selection_draws_each_neurons_own_events() {
+    let n = 2500;
+    let all = spec(n, 2000.0);
+    let selected: Vec<u32> = (0..n as u32)
+        .filter(|i| i % 7 == 3 || i % 1024 == 0 || *i >= 2490)
+        .collect();
+    let mut some = all.clone();
+    some.inputs[0].neurons = Selection::List(selected.clone());
+    let (a, b) = (per_step_counts(&all, 120), per_step_counts(&some, 120));
+    assert_eq!(a.len(), b.len());
+    let total: u32 = a.iter().flatten().sum();
+    assert!(
+        total > 10_000,
+        "the full input must deliver events: {total}"
+    );
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        for i in 0..n {
+            let expect = if selected.binary_search(&(i as u32)).is_ok() {
+                x[i]
+            } else {
+                0
+            };
+            assert_eq!(y[i], expect, "neuron {i} at step {step}");
+        }
+    }
+}

@@ -11,8 +11,7 @@ use myelin_components::{
     SynapticInput, channel_of,
 };
 use myelin_engine::rng::{
-    POISSON_BATCH, Purpose, Stream, poisson, poisson_count_grouped, poisson_counts_lanes,
-    poisson_thresholds,
+    POISSON_BATCH, Purpose, Stream, poisson, poisson_counts_lanes, poisson_thresholds,
 };
 use myelin_engine::{
     InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
@@ -320,11 +319,22 @@ pub fn poisson_inputs(
                 }
                 continue;
             }
-            for_each_selected(&p.neurons, first, ring.len, |j| {
-                let i = (first + j) as u32;
-                let k = poisson_count_grouped(seed, Purpose::Poisson, id, i, step, th);
-                ring.add_in_lane(lane, j, k as f32 * p.weight);
-            });
+            // Selected neurons (a subset, or an MPI rank's own part): the same grouped
+            // draws, one batch of POISSON_BATCH neurons for each batch holding a selected one.
+            let sel = p.neurons.as_deref().unwrap_or_default();
+            let lo = sel.partition_point(|&i| (i as usize) < first);
+            let hi = sel.partition_point(|&i| (i as usize) < first + ring.len);
+            let mut k = lo;
+            while k < hi {
+                let j0 = (sel[k] as usize - first) / POISSON_BATCH * POISSON_BATCH;
+                let ks =
+                    poisson_counts_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, step, th);
+                while k < hi && (sel[k] as usize - first) < j0 + POISSON_BATCH {
+                    let j = sel[k] as usize - first;
+                    ring.add_in_lane(lane, j, ks[j - j0] as f32 * p.weight);
+                    k += 1;
+                }
+            }
         }
     });
 }
