@@ -65,16 +65,9 @@ fn spec(n: usize, rate: f64) -> NetworkSpec {
     }
 }
 
-/// Over 1,000 neurons x 20 windows of 100 ms at 50 Hz (5 expected events per window):
-/// - the mean count per window has standard error sqrt(5 / 20000) = 0.016; we allow 5 SE
-///   (false alarm below 1e-6);
-/// - the Fano factor (variance / mean over all windows) of a Poisson count is 1, with
-///   standard error about sqrt(2 / 20000) = 0.01 for large samples; we allow 5 SE;
-/// - counts of different neurons are independent: the mean pairwise correlation of
-///   neighbouring neurons' window counts is 0 with standard error 1/sqrt(999 * 20) = 0.007.
-#[test]
-fn poisson_rate_fano_factor_and_independence() {
-    let (n, rate, window_steps, windows) = (1000usize, 50.0, 1000u64, 20u64);
+/// Runs `spec` (weight 0.5) for `steps` steps and returns the events per neuron per window
+/// of `window_steps` steps.
+fn window_counts(spec: &NetworkSpec, window_steps: u64, steps: u64) -> Vec<Vec<u32>> {
     let mut sim = Simulation::new(0.1);
     sim.add_plugins(PoissonGeneratorPlugin);
     sim.app_mut().register_neuron_model::<IafPscDelta>();
@@ -85,12 +78,28 @@ fn poisson_rate_fano_factor_and_independence() {
         windows: Vec::new(),
         window_steps,
     });
-    sim.build(&spec(n, rate)).expect("valid spec");
+    sim.build(spec).expect("valid spec");
+    sim.run_steps(steps);
+    sim.world_mut()
+        .remove_resource::<Counts>()
+        .expect("counts")
+        .windows
+}
+
+/// Over 1,000 neurons x 20 windows of 100 ms at 50 Hz (5 expected events per window):
+/// - the mean count per window has standard error sqrt(5 / 20000) = 0.016; we allow 5 SE
+///   (false alarm below 1e-6);
+/// - the Fano factor (variance / mean over all windows) of a Poisson count is 1, with
+///   standard error about sqrt(2 / 20000) = 0.01 for large samples; we allow 5 SE;
+/// - counts of different neurons are independent: the mean pairwise correlation of
+///   neighbouring neurons' window counts is 0 with standard error 1/sqrt(999 * 20) = 0.007.
+#[test]
+fn poisson_rate_fano_factor_and_independence() {
+    let (n, rate, window_steps, windows) = (1000usize, 50.0, 1000u64, 20u64);
     // The first delay's worth of steps reads nothing yet; run past the last window so the
     // events drawn in it have arrived.
-    sim.run_steps(window_steps * windows + 10);
-    let counts = sim.world().resource::<Counts>();
-    let all: Vec<f64> = counts.windows[..windows as usize]
+    let counts = window_counts(&spec(n, rate), window_steps, window_steps * windows + 10);
+    let all: Vec<f64> = counts[..windows as usize]
         .iter()
         .flat_map(|w| w.iter().map(|&c| f64::from(c)))
         .collect();
@@ -109,7 +118,7 @@ fn poisson_rate_fano_factor_and_independence() {
         "Fano factor {fano}"
     );
     // Correlation of neighbours' window counts.
-    let w = &counts.windows[..windows as usize];
+    let w = &counts[..windows as usize];
     let mut corr_sum = 0.0;
     for i in 0..n - 1 {
         let a: Vec<f64> = w.iter().map(|c| f64::from(c[i])).collect();
@@ -132,23 +141,6 @@ fn poisson_rate_fano_factor_and_independence() {
     );
 }
 
-/// Runs `spec` for `steps` steps and returns the events per neuron per step.
-fn per_step_counts(spec: &NetworkSpec, steps: u64) -> Vec<Vec<u32>> {
-    let mut sim = Simulation::new(0.1);
-    sim.add_plugins(PoissonGeneratorPlugin);
-    sim.app_mut().register_neuron_model::<IafPscDelta>();
-    sim.app_mut()
-        .add_systems(SimStep, count_arrivals.in_set(SimSystems::Integrate));
-    sim.world_mut().insert_resource(Counts {
-        weight: 0.5,
-        windows: Vec::new(),
-        window_steps: 1,
-    });
-    sim.build(spec).expect("valid spec");
-    sim.run_steps(steps);
-    sim.world().resource::<Counts>().windows.clone()
-}
-
 /// A neuron's input depends on (seed, input, neuron, step) alone: driving a selection of
 /// neurons (scattered over three blocks and over the four-neuron groups that share a
 /// Philox block, as an MPI rank's part does) gives each of them exactly the events it gets
@@ -162,7 +154,7 @@ fn a_selection_draws_each_neurons_own_events() {
         .collect();
     let mut some = all.clone();
     some.inputs[0].neurons = Selection::List(selected.clone());
-    let (a, b) = (per_step_counts(&all, 120), per_step_counts(&some, 120));
+    let (a, b) = (window_counts(&all, 1, 120), window_counts(&some, 1, 120));
     assert_eq!(a.len(), b.len());
     let total: u32 = a.iter().flatten().sum();
     assert!(
