@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{datasets, myelin, run, scene, stderr};
+use common::{myelin, run, same_recordings, scene, stderr};
 use myelin::io::checkpoint::{checkpoint_file_name, list_checkpoints, read_checkpoint};
 
 /// Runs `myelin ARGS`, asserting success.
@@ -47,19 +47,7 @@ fn run_mixed(out: &Path, extra: &[&str]) {
 
 /// Asserts that two run folders hold bit-identical recordings and the same spike counts.
 fn same_outputs(a: &Path, b: &Path) {
-    let (da, db) = (
-        datasets(&a.join("recordings.h5")),
-        datasets(&b.join("recordings.h5")),
-    );
-    assert_eq!(da.keys().collect::<Vec<_>>(), db.keys().collect::<Vec<_>>());
-    for (k, v) in &da {
-        assert!(
-            v == &db[k],
-            "dataset {k} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
+    let da = same_recordings(a, b);
     let spikes = |d: &Path| {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(d.join("summary.json")).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{datasets, run, stderr};
+use common::{run, same_recordings, stderr};
 use myelin::MyelinPlugins;
 use myelin::engine::{NetworkSpec, Simulation};
 use myelin::io::checkpoint::{RunInfo, read_checkpoint, write_checkpoint};
@@ -83,22 +83,6 @@ fn scene_file(dir: &Path) -> PathBuf {
     let p = dir.join("plastic.ron");
     std::fs::write(&p, SCENE).unwrap();
     p
-}
-
-fn same_recordings(a: &Path, b: &Path) {
-    let (da, db) = (
-        datasets(&a.join("recordings.h5")),
-        datasets(&b.join("recordings.h5")),
-    );
-    assert_eq!(da.keys().collect::<Vec<_>>(), db.keys().collect::<Vec<_>>());
-    for (k, v) in &da {
-        assert!(
-            v == &db[k],
-            "dataset {k} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
 }
 
 /// Reads `/weights/LABEL/values` as `[samples][synapses]`.

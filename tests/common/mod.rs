@@ -88,3 +88,22 @@ pub fn datasets(path: &Path) -> BTreeMap<String, Vec<u8>> {
     walk(&f, "", &mut out);
     out
 }
+
+/// Asserts that two run folders hold bit-identical recordings (the same datasets, byte for
+/// byte); returns the first folder's datasets.
+pub fn same_recordings(a: &Path, b: &Path) -> BTreeMap<String, Vec<u8>> {
+    let (da, db) = (
+        datasets(&a.join("recordings.h5")),
+        datasets(&b.join("recordings.h5")),
+    );
+    assert_eq!(da.keys().collect::<Vec<_>>(), db.keys().collect::<Vec<_>>());
+    for (k, v) in &da {
+        assert!(
+            v == &db[k],
+            "dataset {k} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    da
+}
