@@ -13,8 +13,8 @@ use myelin_engine::{
 
 use super::math::Power;
 use super::stdp::{
-    DecayTable, PRE_KPLUS, PRE_STEPS, Pairing, WeightDependence, after_spikes, catch_up_with,
-    caught_up, deliver_with, stale,
+    ALPHA, DecayTable, PRE_KPLUS, PRE_STEPS, Pairing, TAU_MINUS, TAU_PLUS, WeightDependence,
+    after_spikes, catch_up_with, caught_up, deliver_with, stale,
 };
 
 /// The power-law weight dependence of `stdp_pl_synapse_hom`.
@@ -99,20 +99,8 @@ impl PlasticityKernel for StdpPl {
 impl PlasticityRule for StdpPl {
     const NAME: &'static str = "stdp_pl";
     const PARAMETERS: &'static [ParamSpec] = &[
-        ParamSpec::real(
-            "tau_plus",
-            "ms",
-            20.0,
-            Range::POSITIVE,
-            "time constant of the presynaptic trace (facilitation)",
-        ),
-        ParamSpec::real(
-            "tau_minus",
-            "ms",
-            20.0,
-            Range::POSITIVE,
-            "time constant of the postsynaptic trace (depression; in NEST a parameter of the target neuron)",
-        ),
+        TAU_PLUS,
+        TAU_MINUS,
         ParamSpec::real(
             "lambda",
             "",
@@ -120,13 +108,7 @@ impl PlasticityRule for StdpPl {
             Range::NON_NEGATIVE,
             "step size of facilitation",
         ),
-        ParamSpec::real(
-            "alpha",
-            "",
-            1.0,
-            Range::NON_NEGATIVE,
-            "asymmetry: step size of depression relative to facilitation",
-        ),
+        ALPHA,
         ParamSpec::real(
             "mu",
             "",

@@ -478,20 +478,29 @@ pub fn caught_up(at: PlasticStep<'_>, state: &mut PlasticityState) {
     }
 }
 
-/// Parameters shared by the family.
-const TAU_PLUS: ParamSpec = ParamSpec::real(
+/// Parameters shared by the family (and the power-law rule).
+pub(crate) const TAU_PLUS: ParamSpec = ParamSpec::real(
     "tau_plus",
     "ms",
     20.0,
     Range::POSITIVE,
     "time constant of the presynaptic trace (facilitation)",
 );
-const TAU_MINUS: ParamSpec = ParamSpec::real(
+pub(crate) const TAU_MINUS: ParamSpec = ParamSpec::real(
     "tau_minus",
     "ms",
     20.0,
     Range::POSITIVE,
     "time constant of the postsynaptic trace (depression; in NEST a parameter of the target neuron)",
+);
+
+/// Step size of depression relative to facilitation (shared with the power-law rule).
+pub(crate) const ALPHA: ParamSpec = ParamSpec::real(
+    "alpha",
+    "",
+    1.0,
+    Range::NON_NEGATIVE,
+    "asymmetry: step size of depression relative to facilitation",
 );
 
 /// The parameter table of `stdp_synapse` and its nearest-neighbour variants (NEST's
@@ -506,13 +515,7 @@ pub const PARAMETERS: &[ParamSpec] = &[
         Range::NON_NEGATIVE,
         "step size of facilitation",
     ),
-    ParamSpec::real(
-        "alpha",
-        "",
-        1.0,
-        Range::NON_NEGATIVE,
-        "asymmetry: step size of depression relative to facilitation",
-    ),
+    ALPHA,
     ParamSpec::real(
         "mu_plus",
         "",
