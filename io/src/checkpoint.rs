@@ -273,11 +273,7 @@ pub fn write_checkpoint(
         message: e.to_string(),
     };
     {
-        // HDF5 1.8 object formats checksum every metadata block, so a damaged file is
-        // reported by the library rather than misread.
-        let file = hdf5::File::with_options()
-            .with_fapl(|p| p.libver_v18())
-            .create(&tmp)
+        let file = crate::h5::create(&tmp)
             .map_err(|e| h5err(&tmp, "create the temporary file".into(), e))?;
         let root = file
             .group("/")
@@ -430,7 +426,7 @@ pub(crate) fn open_hdf5(path: &Path) -> Result<hdf5::File, CheckpointError> {
             reason: "it does not start with the HDF5 signature".into(),
         });
     }
-    hdf5::File::open(path).map_err(|e| damaged(path, "open the file", e))
+    crate::h5::open(path).map_err(|e| damaged(path, "open the file", e))
 }
 
 /// Opens a file and checks that it is a checkpoint of the version this build reads.

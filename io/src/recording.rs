@@ -180,7 +180,7 @@ impl RecordingWriter {
             });
         }
         let partial = partial_path(final_path);
-        let file = File::create(&partial).map_err(|source| IoError::Hdf5 {
+        let file = crate::h5::create(&partial).map_err(|source| IoError::Hdf5 {
             file: partial.clone(),
             op: "create the file".into(),
             source,
@@ -237,7 +237,7 @@ impl RecordingWriter {
                 ),
             });
         }
-        let file = File::open_rw(&partial).map_err(|source| IoError::Hdf5 {
+        let file = crate::h5::open_rw(&partial).map_err(|source| IoError::Hdf5 {
             file: partial.clone(),
             op: "open the recording to continue it (it may be damaged)".into(),
             source,

@@ -519,3 +519,21 @@ fn checkpoints_are_listed_by_step_and_pruned_to_the_newest() {
             .is_empty()
     );
 }
+
+/// A lock somebody else holds on the file (here taken through a second descriptor, as a
+/// child process that inherited HDF5's descriptor holds it) does not stop Myelin from
+/// reading a checkpoint, nor from writing the next one beside it: Myelin's files are
+/// opened without HDF5's advisory locks (see `myelin_io::h5`).
+#[test]
+fn a_lock_held_elsewhere_does_not_block_reading_or_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_one(dir.path());
+    let held = std::fs::File::open(&path).unwrap();
+    held.lock().unwrap();
+    let c = read_checkpoint(&path).expect("reads while another descriptor holds a lock");
+    assert_eq!(c.step, 250);
+    // The same file written again in place (through the temporary name and a rename).
+    write_checkpoint(&path, &world(true), &run_info(), &positions()).unwrap();
+    assert!(myelin_io::h5::open_rw(&path).is_ok());
+    held.unlock().unwrap();
+}

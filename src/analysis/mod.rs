@@ -77,7 +77,7 @@ pub fn read_spikes(file: &Path) -> Result<(Vec<SpikeTrains>, f64), AnalysisError
         file: file.to_path_buf(),
         message: m,
     };
-    let f = hdf5::File::open(file).map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
+    let f = myelin_io::h5::open(file).map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
     let dt: f64 = f
         .attr("dt")
         .and_then(|a| a.read_scalar())

@@ -41,7 +41,7 @@ pub fn read_weights(file: &Path) -> Result<Vec<WeightSamples>, AnalysisError> {
         file: file.to_path_buf(),
         message: m,
     };
-    let f = hdf5::File::open(file).map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
+    let f = myelin_io::h5::open(file).map_err(|e| err(format!("cannot open as HDF5: {e}")))?;
     if !f.link_exists("weights") {
         return Ok(Vec::new());
     }
