@@ -224,6 +224,7 @@ fn check_accepts_every_shipped_scene() {
     }
 }
 
+#[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_backend_is_a_clear_error_without_the_feature() {
     let o = run(&[
@@ -240,5 +241,36 @@ fn cuda_backend_is_a_clear_error_without_the_feature() {
     assert!(
         e.contains("built without the `cuda` feature") && !e.contains("panicked"),
         "{e}"
+    );
+}
+
+/// With the feature but without a driver (CI machines have no GPU), selecting the CUDA
+/// backend names the missing driver library; it never panics, and writes nothing.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_backend_without_a_driver_names_what_is_missing() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("run");
+    let o = run(&[
+        "run",
+        scene("mixed.ron").to_str().unwrap(),
+        "--backend",
+        "cuda",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    if myelin::engine::cuda::probe().is_err() {
+        assert!(
+            e.contains("needs the NVIDIA driver") && e.contains("libcuda.so"),
+            "{e}"
+        );
+    }
+    assert!(
+        !dir.exists(),
+        "nothing is written before the backend is checked"
     );
 }

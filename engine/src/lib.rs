@@ -14,7 +14,7 @@ mod schedule;
 mod sim;
 mod validate;
 
-pub use backend::{Backend, BackendError};
+pub use backend::{Backend, BackendError, DEVICE_PRELUDE, KernelSource, cuda};
 pub use build::{
     BuildReport, DeliveryPlan, LocalNeurons, PopulationIndex, SuppliedConnectivity, build_network,
     check_connectivity,

@@ -50,6 +50,17 @@ pub trait NeuronModel: Send + Sync + Sized + 'static {
         0.0
     }
 
+    /// The model's CUDA kernel ([`crate::KernelSource`]), an NVRTC source beside the CPU
+    /// kernel whose entry point has the signature of `iaf_psc_exp_update` and follows
+    /// [`Self::update`] operation for operation. `None`: the model runs on the CPU only.
+    const CUDA_KERNEL: Option<crate::KernelSource> = None;
+
+    /// The constants the CUDA kernel reads (its argument `c`), in the order its source
+    /// documents. Integers (counts of steps) are passed exactly as floats below 2^24.
+    fn device_constants(&self) -> Vec<f32> {
+        Vec::new()
+    }
+
     /// Advances the neurons of one block by one step.
     ///
     /// `input_ex` and `input_in` hold the summed weights arriving this step per neuron on

@@ -9,6 +9,14 @@ use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
 use rayon::prelude::*;
 
+/// The device kernel of static delivery (`deliver_static`).
+pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
+    file: "systems/src/delivery.cu",
+    entries: &["deliver_static"],
+    source: include_str!("delivery.cu"),
+    fmad: false,
+};
+
 /// Adds [`deliver`] to [`SimSystems::Deliver`].
 pub struct DeliveryPlugin;
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod connectivity;
+pub mod cuda;
 pub mod delivery;
 pub mod inputs;
 pub mod neurons;

@@ -6,6 +6,15 @@ use bevy_ecs::prelude::*;
 use myelin_components::{NeuronState, SpikeRecorder, Spikes, StateRecorder};
 use myelin_engine::{SimClock, SimStep, SimSystems};
 
+/// The device kernel that turns a spike bitmap into the sorted list of spiking neurons
+/// (`compact_spikes`).
+pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
+    file: "systems/src/recording.cu",
+    entries: &["compact_spikes"],
+    source: include_str!("recording.cu"),
+    fmad: false,
+};
+
 /// Adds the recording systems to [`SimSystems::Record`].
 pub struct RecordingPlugin;
 

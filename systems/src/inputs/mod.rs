@@ -217,6 +217,15 @@ impl InputModel for SpikeGenerator {
     }
 }
 
+/// The device kernels of `poisson_generator` and `dc_generator` (`poisson_input`,
+/// `dc_input`).
+pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
+    file: "systems/src/inputs/poisson.cu",
+    entries: &["poisson_input", "dc_input"],
+    source: include_str!("poisson.cu"),
+    fmad: false,
+};
+
 /// Registers `poisson_generator` and its system.
 pub struct PoissonGeneratorPlugin;
 impl Plugin for PoissonGeneratorPlugin {

@@ -2,7 +2,7 @@
 //! integrated as NEST's model of the same name.
 
 use myelin_components::NeuronBlockMut;
-use myelin_engine::{NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
+use myelin_engine::{KernelSource, NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
 
 use super::propagators::{p_alpha_d, p_exp, p20, p22};
 
@@ -148,6 +148,34 @@ impl NeuronModel for IafPscAlpha {
 
     fn offset(&self, var: usize) -> f64 {
         if var == 0 { self.e_l } else { 0.0 }
+    }
+
+    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
+        file: "systems/src/neurons/iaf_psc_alpha.cu",
+        entries: &["iaf_psc_alpha_update"],
+        source: include_str!("iaf_psc_alpha.cu"),
+        fmad: false,
+    });
+
+    fn device_constants(&self) -> Vec<f32> {
+        vec![
+            self.theta,
+            self.v_reset,
+            self.i_e,
+            self.ref_steps as f32,
+            self.p33,
+            self.p30,
+            self.ex.p11,
+            self.ex.p21,
+            self.ex.p31,
+            self.ex.p32,
+            self.ex.initial,
+            self.inh.p11,
+            self.inh.p21,
+            self.inh.p31,
+            self.inh.p32,
+            self.inh.initial,
+        ]
     }
 
     fn update(

@@ -2,7 +2,7 @@
 //! instantaneous jump of the membrane potential), exactly integrated as NEST's model.
 
 use myelin_components::NeuronBlockMut;
-use myelin_engine::{NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
+use myelin_engine::{KernelSource, NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
 
 use super::propagators::{p20, p22};
 
@@ -83,6 +83,24 @@ impl NeuronModel for IafPscDelta {
 
     fn offset(&self, _var: usize) -> f64 {
         self.e_l
+    }
+
+    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
+        file: "systems/src/neurons/iaf_psc_delta.cu",
+        entries: &["iaf_psc_delta_update"],
+        source: include_str!("iaf_psc_delta.cu"),
+        fmad: false,
+    });
+
+    fn device_constants(&self) -> Vec<f32> {
+        vec![
+            self.theta,
+            self.v_reset,
+            self.i_e,
+            self.ref_steps as f32,
+            self.p33,
+            self.p30,
+        ]
     }
 
     fn update(

@@ -3,7 +3,7 @@
 //! model of the same name (Rotter & Diesmann 1999).
 
 use myelin_components::NeuronBlockMut;
-use myelin_engine::{NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
+use myelin_engine::{KernelSource, NeuronModel, ParamIssue, ParamSpec, Params, Range, VarSpec};
 
 use super::propagators::{p_exp, p20, p22};
 
@@ -128,6 +128,28 @@ impl NeuronModel for IafPscExp {
 
     fn offset(&self, var: usize) -> f64 {
         if var == 0 { self.e_l } else { 0.0 }
+    }
+
+    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
+        file: "systems/src/neurons/iaf_psc_exp.cu",
+        entries: &["iaf_psc_exp_update"],
+        source: include_str!("iaf_psc_exp.cu"),
+        fmad: false,
+    });
+
+    fn device_constants(&self) -> Vec<f32> {
+        vec![
+            self.theta,
+            self.v_reset,
+            self.i_e,
+            self.ref_steps as f32,
+            self.p22,
+            self.p20,
+            self.p11_ex,
+            self.p11_in,
+            self.p21_ex,
+            self.p21_in,
+        ]
     }
 
     fn update(

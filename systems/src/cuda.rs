@@ -1,0 +1,265 @@
+//! The CUDA kernel sources of every model family, each beside its CPU kernel, compiled at
+//! run time with NVRTC through the engine's backend seam ([`myelin_engine::cuda`]).
+
+use myelin_engine::{KernelSource, NeuronModel};
+
+use crate::neurons::{IafPscAlpha, IafPscDelta, IafPscExp};
+
+/// Every kernel source of the built-in models, inputs, delivery and recording.
+pub fn sources() -> Vec<KernelSource> {
+    [
+        IafPscExp::CUDA_KERNEL,
+        IafPscAlpha::CUDA_KERNEL,
+        IafPscDelta::CUDA_KERNEL,
+        Some(crate::inputs::CUDA_KERNEL),
+        Some(crate::delivery::CUDA_KERNEL),
+        Some(crate::recording::CUDA_KERNEL),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::neurons::testing::OneNeuron;
+    use myelin_engine::rng::{self, Purpose, Stream};
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::sync::OnceLock;
+
+    /// The kernels of the neuron models and the Poisson input compiled as host C++ with
+    /// `cuda_host_shim.h` and `cuda_host_harness.cpp` (g++; no GPU), built once per test run.
+    fn harness() -> &'static PathBuf {
+        static H: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+        &H.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temporary folder");
+            let mut program = String::from(include_str!("cuda_host_shim.h"));
+            program.push_str(myelin_engine::DEVICE_PRELUDE);
+            for s in [
+                IafPscExp::CUDA_KERNEL.unwrap(),
+                IafPscAlpha::CUDA_KERNEL.unwrap(),
+                IafPscDelta::CUDA_KERNEL.unwrap(),
+                crate::inputs::CUDA_KERNEL,
+            ] {
+                program.push_str(&format!("\n#line 1 \"{}\"\n{}", s.file, s.source));
+            }
+            program.push_str("\n#line 1 \"systems/src/cuda_host_harness.cpp\"\n");
+            program.push_str(include_str!("cuda_host_harness.cpp"));
+            let src = dir.path().join("kernels.cpp");
+            std::fs::write(&src, program).expect("write the program");
+            let exe = dir.path().join("kernels");
+            // No contraction of multiply-adds and IEEE arithmetic: the operations the Rust
+            // kernels perform, in their order.
+            let o = Command::new("g++")
+                .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
+                .arg(&exe)
+                .arg(&src)
+                .output()
+                .expect("g++ runs (the kernels are checked on the host with it)");
+            assert!(
+                o.status.success(),
+                "the kernels do not compile as host C++:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (dir, exe)
+        })
+        .1
+    }
+
+    fn run_harness(args: &[String], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(harness())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the harness starts");
+        // Written from a thread: the harness answers line by line, so both pipes fill.
+        let mut pipe = child.stdin.take().unwrap();
+        let input = stdin.to_string();
+        let writer = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+        let o = child.wait_with_output().unwrap();
+        writer.join().unwrap().expect("the harness reads its input");
+        assert!(
+            o.status.success(),
+            "harness {args:?} failed: {:?}",
+            o.status
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The Poisson kernel draws exactly the counts of the CPU for the same seed, input,
+    /// neuron and step: the grouped draws below a mean of 30 (integers only, so a GPU draws
+    /// them too), and PTRS above (floating point: equal here, on the host's libm).
+    #[test]
+    fn poisson_kernel_draws_the_cpus_counts() {
+        let n = 1500u32;
+        for (seed, element, step, lambda) in [
+            (12345u64, 3u32, 0u64, 0.8f64),
+            (0xDEAD_BEEF_0000_0001, 17, 123_456_789_012, 4.5),
+            (7, 0, 42, 29.9),
+            (7, 5, 43, 45.0),
+            (99, 2, 1 << 33, 250.0),
+        ] {
+            let th = rng::poisson_thresholds(lambda);
+            let mut args: Vec<String> = vec![
+                "poisson".into(),
+                seed.to_string(),
+                element.to_string(),
+                step.to_string(),
+                n.to_string(),
+                format!("{lambda:e}"),
+            ];
+            args.extend(th.iter().map(|t| t.to_string()));
+            let got: Vec<u32> = run_harness(&args, "")
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect();
+            let want: Vec<u32> = (0..n)
+                .map(|i| {
+                    if th.is_empty() {
+                        let mut s = Stream::new(seed, Purpose::Poisson, element, i, step);
+                        rng::poisson(&mut s, lambda, (-lambda).exp())
+                    } else {
+                        rng::poisson_count_grouped(seed, Purpose::Poisson, element, i, step, &th)
+                    }
+                })
+                .collect();
+            assert_eq!(
+                got, want,
+                "seed {seed}, input {element}, step {step}, mean {lambda}"
+            );
+            let mean = want.iter().sum::<u32>() as f64 / f64::from(n);
+            assert!(
+                (mean - lambda).abs() < 5.0 * (lambda / f64::from(n)).sqrt(),
+                "the counts are Poisson of mean {lambda}: {mean}"
+            );
+        }
+    }
+
+    /// `x` as C's `%a` writes it (exact; `scanf("%a")` reads it back).
+    fn c_hex(x: f32) -> String {
+        let b = x.to_bits();
+        let sign = if b >> 31 == 1 { "-" } else { "" };
+        let exp = ((b >> 23) & 0xff) as i32;
+        let frac = (b & 0x7f_ffff) << 1;
+        match exp {
+            0 => format!("{sign}0x0.{frac:06x}p-126"),
+            _ => format!("{sign}0x1.{frac:06x}p{}", exp - 127),
+        }
+    }
+
+    fn parse_c_hex(s: &str) -> f32 {
+        let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+        let s = s.strip_prefix("0x").expect("hex float");
+        let (m, e) = s.split_once('p').expect("exponent");
+        let (int, frac) = m.split_once('.').unwrap_or((m, ""));
+        let mut v = u64::from_str_radix(&format!("{int}{frac}"), 16).unwrap() as f64;
+        v *= 2f64.powi(e.parse::<i32>().unwrap() - 4 * frac.len() as i32);
+        (if neg { -v } else { v }) as f32
+    }
+
+    /// Runs `steps` steps of model `M` with `params` on the CPU kernel and on the host-compiled
+    /// CUDA kernel with the same inputs (excitatory and inhibitory weights and a current drawn
+    /// from a fixed stream) and asserts that every state variable and every spike agree bit
+    /// for bit. Returns the number of spikes.
+    fn same_trajectory<M: NeuronModel>(params: &[(&str, f64)], steps: usize, scale: f32) -> usize {
+        let mut cpu = OneNeuron::<M>::new(params, 0.1);
+        let (nreal, nint) = (M::REAL_STATE.len(), M::INT_STATE.len());
+        let c = cpu.model.device_constants();
+        let mut input = format!("{nreal} {nint} {}\n", c.len());
+        for v in 0..nreal {
+            input += &format!("{} ", c_hex(cpu.state.real[v][0]));
+        }
+        for v in 0..nint {
+            input += &format!("{} ", cpu.state.int[v][0]);
+        }
+        for &k in &c {
+            input += &format!("{} ", c_hex(k));
+        }
+        input += "\n";
+        let mut s = Stream::new(1, Purpose::Init, 0, 0, 0);
+        let mut want = Vec::new();
+        for _ in 0..steps {
+            let ex = scale * (s.uniform() as f32) * 3.0;
+            let inh = -scale * (s.uniform() as f32) * 2.0;
+            let cur = (s.uniform() as f32) * 1000.0;
+            input += &format!("{} {} {}\n", c_hex(ex), c_hex(inh), c_hex(cur));
+            let spiked = cpu.step(ex, inh, cur);
+            let mut row: Vec<u32> = (0..nreal).map(|v| cpu.state.real[v][0].to_bits()).collect();
+            row.extend((0..nint).map(|v| cpu.state.int[v][0]));
+            row.push(u32::from(spiked));
+            want.push(row);
+        }
+        let out = run_harness(
+            &["neuron".into(), M::NAME.into(), steps.to_string()],
+            &input,
+        );
+        let got: Vec<Vec<u32>> = out
+            .lines()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let mut row: Vec<u32> = w[..nreal]
+                    .iter()
+                    .map(|x| parse_c_hex(x).to_bits())
+                    .collect();
+                row.extend(w[nreal..].iter().map(|x| x.parse::<u32>().unwrap()));
+                row
+            })
+            .collect();
+        assert_eq!(got.len(), steps, "{}: one line per step", M::NAME);
+        for (t, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g,
+                w,
+                "{}: step {t} differs (state bits, then spike)",
+                M::NAME
+            );
+        }
+        want.iter().filter(|r| r[r.len() - 1] == 1).count()
+    }
+
+    /// The device kernels of the three neuron models follow their CPU kernels bit for bit
+    /// (compiled on the host without contraction; on a GPU, NVRTC with `--fmad=false` keeps
+    /// the same operations), through spikes and refractory periods.
+    #[test]
+    fn neuron_kernels_follow_the_cpu_bit_for_bit() {
+        let p = [
+            ("C_m", 250.0),
+            ("tau_m", 10.0),
+            ("tau_syn_ex", 0.5),
+            ("tau_syn_in", 0.8),
+            ("t_ref", 2.0),
+            ("E_L", -65.0),
+            ("V_th", -50.0),
+            ("V_reset", -65.0),
+        ];
+        assert!(same_trajectory::<IafPscExp>(&p, 3000, 40.0) > 5);
+        assert!(same_trajectory::<IafPscAlpha>(&p, 3000, 15.0) > 5);
+        let d = [
+            ("tau_m", 20.0),
+            ("t_ref", 2.0),
+            ("V_th", 20.0),
+            ("V_reset", 10.0),
+            ("E_L", 0.0),
+            ("C_m", 250.0),
+        ];
+        assert!(same_trajectory::<IafPscDelta>(&d, 3000, 0.4) > 5);
+    }
+
+    /// Every entry point a source declares is defined in it as an `extern "C"` kernel.
+    #[test]
+    fn every_entry_point_is_defined_in_its_source() {
+        for s in sources() {
+            for e in s.entries {
+                assert!(
+                    s.source.contains(&format!("__global__ void {e}(")),
+                    "{}: no kernel {e}",
+                    s.file
+                );
+            }
+        }
+    }
+}
