@@ -150,12 +150,7 @@ impl NeuronModel for IafPscAlpha {
         if var == 0 { self.e_l } else { 0.0 }
     }
 
-    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
-        file: "systems/src/neurons/iaf_psc_alpha.cu",
-        entries: &["iaf_psc_alpha_update"],
-        source: include_str!("iaf_psc_alpha.cu"),
-        fmad: false,
-    });
+    const CUDA_KERNEL: Option<KernelSource> = neuron_kernel!("iaf_psc_alpha");
 
     fn device_constants(&self) -> Vec<f32> {
         vec![

@@ -85,12 +85,7 @@ impl NeuronModel for IafPscDelta {
         self.e_l
     }
 
-    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
-        file: "systems/src/neurons/iaf_psc_delta.cu",
-        entries: &["iaf_psc_delta_update"],
-        source: include_str!("iaf_psc_delta.cu"),
-        fmad: false,
-    });
+    const CUDA_KERNEL: Option<KernelSource> = neuron_kernel!("iaf_psc_delta");
 
     fn device_constants(&self) -> Vec<f32> {
         vec![

@@ -130,12 +130,7 @@ impl NeuronModel for IafPscExp {
         if var == 0 { self.e_l } else { 0.0 }
     }
 
-    const CUDA_KERNEL: Option<KernelSource> = Some(KernelSource {
-        file: "systems/src/neurons/iaf_psc_exp.cu",
-        entries: &["iaf_psc_exp_update"],
-        source: include_str!("iaf_psc_exp.cu"),
-        fmad: false,
-    });
+    const CUDA_KERNEL: Option<KernelSource> = neuron_kernel!("iaf_psc_exp");
 
     fn device_constants(&self) -> Vec<f32> {
         vec![

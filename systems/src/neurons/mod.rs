@@ -4,6 +4,20 @@
 //! events the subthreshold dynamics are linear, so one step is a matrix-vector product
 //! whose entries ([`propagators`]) are computed once from the parameters and `dt`.
 
+/// The CUDA kernel of the built-in model `$name`: `systems/src/neurons/$name.cu`, entry point
+/// `${name}_update`, compiled without fused multiply-adds (it follows the CPU kernel
+/// operation for operation).
+macro_rules! neuron_kernel {
+    ($name:literal) => {
+        Some(myelin_engine::KernelSource {
+            file: concat!("systems/src/neurons/", $name, ".cu"),
+            entries: &[concat!($name, "_update")],
+            source: include_str!(concat!($name, ".cu")),
+            fmad: false,
+        })
+    };
+}
+
 mod iaf_psc_alpha;
 mod iaf_psc_delta;
 mod iaf_psc_exp;
