@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use myelin_engine::{BuildError, Simulation};
+use myelin_engine::{Backend, BackendError, BuildError, Simulation};
 use myelin_io::checkpoint::CheckpointError;
 use myelin_io::{IoError, LoadedScene, SceneError, load_scene};
 use serde::Serialize;
@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub keep: usize,
     /// Spike exchange between MPI ranks (used only with several ranks).
     pub comm: myelin_distributed::CommMode,
+    /// Where the kernels run (the CPU, or a GPU with the `cuda` feature).
+    pub backend: Backend,
 }
 
 /// Checkpoints kept by default.
@@ -71,6 +73,7 @@ impl Default for RunOptions {
             checkpoint_dir: None,
             keep: DEFAULT_KEEP,
             comm: myelin_distributed::CommMode::default(),
+            backend: Backend::Cpu,
         }
     }
 }
@@ -234,6 +237,8 @@ pub struct RunSummary {
     pub skipped_checkpoints: Vec<String>,
     /// MPI ranks that ran it (1: a single process).
     pub ranks: usize,
+    /// Where the kernels ran (`cpu` or `cuda`).
+    pub backend: String,
     /// Spike exchange between ranks (`collective` or `p2p`; absent on one process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
@@ -249,8 +254,8 @@ impl RunSummary {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "scene          {} ({}), seed {}, dt {} ms, {} thread(s)",
-            self.scene, self.scene_file, self.seed, self.dt_ms, self.threads
+            "scene          {} ({}), seed {}, dt {} ms, {} thread(s), {} backend",
+            self.scene, self.scene_file, self.seed, self.dt_ms, self.threads, self.backend
         );
         let _ = writeln!(s, "neurons        {}", group(self.neurons as u64));
         let _ = writeln!(
@@ -470,6 +475,29 @@ fn run_in_pool(
     {
         return Err(RunError::Option(format!("{}: {why}", path.display())));
     }
+    let on_gpu = opts.backend == Backend::Cuda;
+    if on_gpu {
+        opts.backend
+            .ensure_available()
+            .map_err(|e| RunError::Option(e.to_string()))?;
+        let why = if several {
+            Some("it runs in one process (run without mpirun)".to_string())
+        } else if opts.checkpoint_every.is_some() {
+            Some(
+                "checkpoints need the state back from the device, which it does not yet copy"
+                    .to_string(),
+            )
+        } else {
+            myelin_systems::cuda::unsupported(&scene.network())
+        };
+        if let Some(why) = why {
+            return Err(RunError::Option(format!(
+                "{}: {}",
+                path.display(),
+                BackendError::Unsupported(why)
+            )));
+        }
+    }
     if root {
         check_output_dir(&out, opts.overwrite)?;
     }
@@ -486,6 +514,10 @@ fn run_in_pool(
         p.prepare_fresh(opts.overwrite)?;
     }
     let mut sim = simulation_with(scene.dt, extend);
+    let backend_error = |e: BackendError| RunError::Option(e.to_string());
+    if on_gpu {
+        myelin_systems::cuda::attach(&mut sim).map_err(backend_error)?;
+    }
     let supplied = resume::warm_starts(&loaded, &scene)?;
     if !supplied.0.is_empty() {
         sim.world_mut().insert_resource(supplied);
@@ -505,6 +537,10 @@ fn run_in_pool(
     let mut report = sim.build(&spec)?;
     if let Some(r) = ranked.as_mut() {
         ranks::after_build(&mut sim, r, opts.comm, &mut report);
+    }
+    if on_gpu {
+        // Construction on the GPU backend: the same network built on the CPU, then copied.
+        myelin_systems::cuda::upload(&mut sim).map_err(backend_error)?;
     }
     let construction_s = t0.elapsed().as_secs_f64();
     let end_step = sim.clock().steps(scene.duration);

@@ -14,7 +14,9 @@ mod schedule;
 mod sim;
 mod validate;
 
-pub use backend::{Backend, BackendError, DEVICE_PRELUDE, KernelSource, cuda};
+pub use backend::{
+    ActiveBackend, Backend, BackendError, DEVICE_PRELUDE, KernelSource, cuda, on_cpu,
+};
 pub use build::{
     BuildReport, DeliveryPlan, LocalNeurons, PopulationIndex, SuppliedConnectivity, build_network,
     check_connectivity,

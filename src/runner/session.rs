@@ -418,6 +418,11 @@ impl Session {
             last_checkpoint: log.last.map(|p| p.display().to_string()),
             skipped_checkpoints: skipped,
             ranks: ranked.as_ref().map_or(1, |r| r.comm.size()),
+            backend: sim
+                .world()
+                .get_resource::<myelin_engine::ActiveBackend>()
+                .map_or(myelin_engine::Backend::Cpu, |b| b.0)
+                .to_string(),
             comm: ranked
                 .as_ref()
                 .and_then(|r| r.exchanger.as_ref())

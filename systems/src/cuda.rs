@@ -1,9 +1,73 @@
 //! The CUDA kernel sources of every model family, each beside its CPU kernel, compiled at
 //! run time with NVRTC through the engine's backend seam ([`myelin_engine::cuda`]).
 
-use myelin_engine::{KernelSource, NeuronModel};
+use myelin_engine::{
+    BackendError, KernelSource, NetworkSpec, NeuronModel, RecorderSpec, Simulation,
+};
 
 use crate::neurons::{IafPscAlpha, IafPscDelta, IafPscExp};
+
+/// What in `spec` the CUDA backend does not run yet (plasticity, spike generators, state
+/// and weight recorders), or `None`.
+pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
+    if let Some(j) = spec.projections.iter().find(|j| j.plasticity.is_some()) {
+        return Some(format!(
+            "projection {} is plastic (plasticity runs on the CPU only)",
+            j.display_name()
+        ));
+    }
+    if let Some(i) = spec
+        .inputs
+        .iter()
+        .find(|i| i.model != "poisson_generator" && i.model != "dc_generator")
+    {
+        return Some(format!(
+            "input {} onto {} has no device kernel (poisson_generator and dc_generator have)",
+            i.model, i.target
+        ));
+    }
+    if let Some(r) = spec
+        .recorders
+        .iter()
+        .find(|r| !matches!(r, RecorderSpec::Spikes { .. }))
+    {
+        return Some(format!(
+            "recorder {} records state or weights (the device returns spikes only)",
+            r.label()
+        ));
+    }
+    None
+}
+
+/// Puts `sim`'s kernels on the GPU: adds the CUDA step (feature `cuda`), which replaces the
+/// CPU's input, neuron-update and delivery systems. Call [`upload`] once the network is
+/// built.
+pub fn attach(sim: &mut Simulation) -> Result<(), BackendError> {
+    #[cfg(feature = "cuda")]
+    {
+        sim.add_plugins(crate::cuda_step::CudaStepPlugin);
+        Ok(())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = sim;
+        Err(BackendError::NotCompiledWithCuda)
+    }
+}
+
+/// Copies the network built in `sim` to device 0 (after [`attach`]); returns the bytes
+/// uploaded.
+pub fn upload(sim: &mut Simulation) -> Result<usize, BackendError> {
+    #[cfg(feature = "cuda")]
+    {
+        crate::cuda_step::upload(sim.world_mut())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = sim;
+        Err(BackendError::NotCompiledWithCuda)
+    }
+}
 
 /// Every kernel source of the built-in models, inputs, delivery and recording.
 pub fn sources() -> Vec<KernelSource> {

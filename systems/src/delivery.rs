@@ -6,7 +6,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use myelin_components::{Connectivity, RingBlockMut, Spikes, SynapticInput, add_row};
 use myelin_components::{PlasticityState, Projection};
-use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems};
+use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
 use rayon::prelude::*;
 
 /// The device kernel of static delivery (`deliver_static`).
@@ -22,7 +22,7 @@ pub struct DeliveryPlugin;
 
 impl Plugin for DeliveryPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimStep, deliver.in_set(SimSystems::Deliver));
+        app.add_systems(SimStep, deliver.in_set(SimSystems::Deliver).run_if(on_cpu));
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub mod connectivity;
 pub mod cuda;
+#[cfg(feature = "cuda")]
+pub mod cuda_step;
 pub mod delivery;
 pub mod inputs;
 pub mod neurons;

@@ -62,6 +62,17 @@ pub enum Backend {
     Cuda,
 }
 
+/// The backend a simulation's kernels run on (absent: the CPU). The CPU systems of the
+/// input, neuron-update and delivery phases run only under [`on_cpu`]; a backend's plugin
+/// inserts this resource and adds its own systems in their place.
+#[derive(bevy_ecs::resource::Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActiveBackend(pub Backend);
+
+/// Run condition: the kernels run on the CPU (no [`ActiveBackend`], or the CPU one).
+pub fn on_cpu(backend: Option<bevy_ecs::system::Res<ActiveBackend>>) -> bool {
+    backend.is_none_or(|b| b.0 == Backend::Cpu)
+}
+
 /// Errors selecting a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -97,14 +108,9 @@ pub enum BackendError {
         /// The library names that were tried.
         searched: String,
     },
-    /// A device and NVRTC are present, but this build cannot step a scene on the GPU yet.
-    #[error(
-        "found {device} and NVRTC, but this build of Myelin cannot yet step a scene on the GPU: its kernels compile, the host loop that runs them is not written yet; run with --backend cpu"
-    )]
-    HostLoopMissing {
-        /// The device found.
-        device: String,
-    },
+    /// The scene uses something the CUDA backend does not run yet.
+    #[error("the CUDA backend cannot run this scene yet: {0}; run it with --backend cpu")]
+    Unsupported(String),
     /// A kernel source did not compile.
     #[error("NVRTC could not compile {file}: {message}\n{log}")]
     Compile {
@@ -143,17 +149,8 @@ impl Backend {
         match self {
             Self::Cpu => Ok(()),
             Self::Cuda => {
-                let device = cuda::probe()?;
-                cuda::nvrtc_available()?;
-                Err(BackendError::HostLoopMissing {
-                    device: format!(
-                        "{} (compute capability {}.{}, {} MiB)",
-                        device.name,
-                        device.compute_capability.0,
-                        device.compute_capability.1,
-                        device.memory_bytes >> 20
-                    ),
-                })
+                cuda::probe()?;
+                cuda::nvrtc_available()
             }
         }
     }

@@ -15,7 +15,7 @@ use myelin_engine::rng::{
 };
 use myelin_engine::{
     InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
-    SimClock, SimStep, SimSystems, delay_steps,
+    SimClock, SimStep, SimSystems, delay_steps, on_cpu,
 };
 use rayon::prelude::*;
 
@@ -230,8 +230,10 @@ pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource
 pub struct PoissonGeneratorPlugin;
 impl Plugin for PoissonGeneratorPlugin {
     fn build(&self, app: &mut App) {
-        app.register_input::<PoissonGenerator>()
-            .add_systems(SimStep, poisson_inputs.in_set(SimSystems::Inputs));
+        app.register_input::<PoissonGenerator>().add_systems(
+            SimStep,
+            poisson_inputs.in_set(SimSystems::Inputs).run_if(on_cpu),
+        );
     }
 }
 
@@ -240,7 +242,7 @@ pub struct DcGeneratorPlugin;
 impl Plugin for DcGeneratorPlugin {
     fn build(&self, app: &mut App) {
         app.register_input::<DcGenerator>()
-            .add_systems(SimStep, dc_inputs.in_set(SimSystems::Inputs));
+            .add_systems(SimStep, dc_inputs.in_set(SimSystems::Inputs).run_if(on_cpu));
     }
 }
 
@@ -252,7 +254,8 @@ impl Plugin for SpikeGeneratorPlugin {
             SimStep,
             spike_generator_inputs
                 .in_set(SimSystems::Inputs)
-                .after(poisson_inputs),
+                .after(poisson_inputs)
+                .run_if(on_cpu),
         );
     }
 }

@@ -31,7 +31,8 @@ use myelin_components::{
     DELIVERY_BLOCK, ExternalCurrent, NeuronState, Spikes, StableId, SynapticInput,
 };
 use myelin_engine::{
-    LocalNeurons, NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep, SimSystems,
+    KernelSource, LocalNeurons, NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep,
+    SimSystems, on_cpu,
 };
 use rayon::prelude::*;
 
@@ -51,9 +52,43 @@ impl<M> Default for NeuronModelPlugin<M> {
 
 impl<M: NeuronModel> Plugin for NeuronModelPlugin<M> {
     fn build(&self, app: &mut App) {
-        app.register_neuron_model::<M>()
-            .add_systems(SimStep, integrate::<M>.in_set(SimSystems::Integrate));
+        app.register_neuron_model::<M>().add_systems(
+            SimStep,
+            integrate::<M>.in_set(SimSystems::Integrate).run_if(on_cpu),
+        );
+        app.init_resource::<DeviceModels>();
+        app.world_mut()
+            .resource_mut::<DeviceModels>()
+            .0
+            .push(device_populations::<M>);
     }
+}
+
+/// The device kernel of one population: its entity, the model's kernel (`None`: the model
+/// has none) and the constants the kernel reads.
+pub type DevicePopulation = (Entity, &'static str, Option<KernelSource>, Vec<f32>);
+
+/// For every registered model, the function that lists its populations' device kernels
+/// (a GPU backend cannot name the model types, which only their plugins know).
+#[derive(Resource, Default)]
+pub struct DeviceModels(pub Vec<fn(&mut World) -> Vec<DevicePopulation>>);
+
+impl DeviceModels {
+    /// Every population's device kernel, whatever its model.
+    pub fn populations(world: &mut World) -> Vec<DevicePopulation> {
+        let fns = world
+            .get_resource::<DeviceModels>()
+            .map(|d| d.0.clone())
+            .unwrap_or_default();
+        fns.iter().flat_map(|f| f(world)).collect()
+    }
+}
+
+fn device_populations<M: NeuronModel>(world: &mut World) -> Vec<DevicePopulation> {
+    let mut q = world.query::<(Entity, &Neurons<M>)>();
+    q.iter(world)
+        .map(|(e, m)| (e, M::NAME, M::CUDA_KERNEL, m.0.device_constants()))
+        .collect()
 }
 
 /// Advances every population of model `M` by one step: for every delivery block (of all
