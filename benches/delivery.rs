@@ -3,7 +3,8 @@
 //! source over 76 blocks), delays of up to 61 steps (a 0.5 MiB ring per block), 25 spiking
 //! sources per block and step, and 38 blocks per thread, as one of two threads sees them.
 //!
-//! - `kernel`: `myelin::systems::delivery::deliver_block`, the engine's kernel;
+//! - `kernel`: `myelin::systems::delivery::deliver_block`, the engine's kernel, and the
+//!   read of the step's slot that sums the pending events in;
 //! - `floor/scatter_l1`: the same number of random scatter-adds into a 16 KiB array
 //!   (two channels of 1024 floats, L1-resident): the cost of an add with no cache miss;
 //! - `floor/stream_rows`: reading the same rows (8 bytes a synapse) and summing the
@@ -89,6 +90,12 @@ fn delivery(c: &mut Criterion) {
                 let list = [(conn, st.spikes.as_slice())];
                 for mut rb in ring.blocks_mut() {
                     myelin::systems::delivery::deliver_block(&mut rb, &list, black_box(step));
+                    // The neurons' read of this step's slot, as in the engine: its pending
+                    // events are summed in, then it is cleared.
+                    let (ex, inh) = rb.slot_mut(step);
+                    black_box(&ex[0]);
+                    ex.fill(0.0);
+                    inh.fill(0.0);
                 }
             }
         })

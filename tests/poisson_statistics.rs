@@ -29,11 +29,14 @@ fn count_arrivals(
         if counts.windows.len() <= w {
             counts.windows.push(vec![0; n]);
         }
-        for i in 0..n {
-            let k = ring.index(i, 0, clock.step);
-            let events = (ring.data[k] / counts.weight).round() as u32;
-            ring.data[k] = 0.0;
-            counts.windows[w][i] += events;
+        let weight = counts.weight;
+        for mut b in ring.blocks_mut() {
+            let first = b.first;
+            let (ex, _) = b.slot_mut(clock.step);
+            for (j, x) in ex.iter_mut().enumerate() {
+                counts.windows[w][first + j] += (*x / weight).round() as u32;
+                *x = 0.0;
+            }
         }
     }
 }

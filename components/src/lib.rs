@@ -19,7 +19,9 @@ pub use plasticity::{
 pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
-pub use synaptic_input::{CHANNELS, RingBlockMut, SynapticInput, add_row, channel_of};
+pub use synaptic_input::{
+    Arrival, CHANNELS, Lane, RingBlockMut, RingWriter, SynapticInput, add_row, channel_of, prefetch,
+};
 
 /// Number of target neurons per delivery block.
 ///

@@ -10,13 +10,17 @@ pub fn channel_of(w: f32) -> usize {
     usize::from(w < 0.0)
 }
 
+/// One pending arrival: the index within its slot (`channel * block + neuron`) and the
+/// weight.
+pub type Arrival = (u32, f32);
+
 /// Adds one row of synapses into a block's ring slots: synapse `k` adds `weight[k]` to block
 /// neuron `target[k]`, in the channel of the weight's sign, `delay[k]` slots after slot
-/// `now`. `data`, `slots` and `block` are [`RingBlockMut::raw_mut`]'s. The inner loop that
+/// `now`. `ring`, `slots` and `block` are [`RingBlockMut::raw_mut`]'s. The inner loop that
 /// every delivery path shares (one process, and the ranks of a distributed run).
 #[inline]
 pub fn add_row(
-    data: &mut [f32],
+    ring: &mut RingWriter<'_>,
     slots: usize,
     block: usize,
     now: usize,
@@ -31,8 +35,41 @@ pub fn add_row(
         if slot >= slots {
             slot -= slots;
         }
-        data[(slot * CHANNELS + channel_of(weight[k])) * block + usize::from(target[k])] +=
-            weight[k];
+        ring.add(
+            slot,
+            channel_of(weight[k]) * block + usize::from(target[k]),
+            weight[k],
+        );
+    }
+}
+
+/// Asks the CPU to start loading the cache line holding `x` (no effect where the target has
+/// no prefetch instruction). For the starts of synapse rows, which no hardware prefetcher
+/// can guess: delivery fetches the rows of a later spike while it adds the current one's.
+#[inline(always)]
+pub fn prefetch<T>(x: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    #[expect(unsafe_code, reason = "the prefetch intrinsic is declared unsafe")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and reads or
+    // writes nothing the program sees. SSE, which it needs, is part of every x86_64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(x.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// Where a block's events go: one list of pending arrivals per slot (see
+/// [`SynapticInput`]).
+pub struct RingWriter<'a> {
+    pending: &'a mut [Vec<Arrival>],
+}
+
+impl RingWriter<'_> {
+    /// Adds `w` at index `at` (`channel * block + neuron`) of slot `slot`.
+    #[inline]
+    pub fn add(&mut self, slot: usize, at: usize, w: f32) {
+        self.pending[slot].push((at as u32, w));
     }
 }
 
@@ -41,15 +78,25 @@ pub fn add_row(
 ///
 /// Layout `[block][slot][channel][neuron in block]`, so one block is one contiguous chunk
 /// (`slots * CHANNELS * block` floats) that a thread owns during delivery. An event that
-/// arrives at step `s` is stored in slot `s % slots`; the neuron update of step `s` reads
+/// arrives at step `s` belongs to slot `s % slots`; the neuron update of step `s` reads
 /// that slot and the engine clears it.
+///
+/// Events are not added into the slot when they are sent: each is appended to its slot's
+/// list of pending arrivals, and the list is summed into the slot, in the order the events
+/// were sent, when the slot is read ([`RingBlockMut::slot_mut`]). Every value is therefore
+/// the same sum, in the same order, as adding each event at once, but the writes of
+/// delivery are sequential appends to a few lists rather than scattered updates of
+/// buffers too large for the cache, and the sums happen in a slot that is in L1.
 #[derive(Component, Clone, Debug)]
 pub struct SynapticInput {
     n: usize,
     block: usize,
     slots: usize,
-    /// The buffers, `blocks * slots * CHANNELS * block` floats.
+    /// The buffers, `blocks * slots * CHANNELS * block` floats, without the pending
+    /// arrivals (see [`Self::folded`]).
     pub data: Vec<f32>,
+    /// Pending arrivals per block and slot, `[block * slots + slot]`.
+    pending: Vec<Vec<Arrival>>,
 }
 
 /// Mutable view of one block of a population's ring buffers.
@@ -63,6 +110,14 @@ pub struct RingBlockMut<'a> {
     block: usize,
     slots: usize,
     data: &'a mut [f32],
+    pending: &'a mut [Vec<Arrival>],
+}
+
+/// Where [`RingBlockMut::add_in_lane`] adds: a slot and a channel.
+#[derive(Clone, Copy, Debug)]
+pub struct Lane {
+    slot: usize,
+    offset: usize,
 }
 
 impl SynapticInput {
@@ -76,7 +131,30 @@ impl SynapticInput {
             block,
             slots,
             data: vec![0.0; blocks * slots * CHANNELS * block],
+            pending: vec![Vec::new(); blocks * slots],
         }
+    }
+
+    /// The buffers with every pending arrival summed in (what [`Self::data`] holds once
+    /// each slot has been read): borrowed when nothing is pending.
+    pub fn folded(&self) -> std::borrow::Cow<'_, [f32]> {
+        if self.pending.iter().all(Vec::is_empty) {
+            return std::borrow::Cow::Borrowed(&self.data);
+        }
+        let mut data = self.data.clone();
+        let slot_len = CHANNELS * self.block;
+        for (k, list) in self.pending.iter().enumerate() {
+            let base = k * slot_len;
+            for &(at, w) in list {
+                data[base + at as usize] += w;
+            }
+        }
+        std::borrow::Cow::Owned(data)
+    }
+
+    /// Drops every pending arrival (after [`Self::data`] was replaced, e.g. by a restore).
+    pub fn discard_pending(&mut self) {
+        self.pending.iter_mut().for_each(Vec::clear);
     }
 
     /// Number of slots (longest delay + 1).
@@ -110,8 +188,9 @@ impl SynapticInput {
     /// Adds weight `w` for neuron `i` arriving at step `arrival` (channel by sign).
     #[inline]
     pub fn add(&mut self, i: usize, arrival: u64, w: f32) {
-        let k = self.index(i, channel_of(w), arrival);
-        self.data[k] += w;
+        let (b, j) = (i / self.block, i % self.block);
+        let slot = (arrival % self.slots as u64) as usize;
+        self.pending[b * self.slots + slot].push(((channel_of(w) * self.block + j) as u32, w));
     }
 
     /// One mutable view per block.
@@ -120,14 +199,16 @@ impl SynapticInput {
         let len = self.block_len();
         self.data
             .chunks_mut(len)
+            .zip(self.pending.chunks_mut(slots))
             .enumerate()
-            .map(|(index, data)| RingBlockMut {
+            .map(|(index, (data, pending))| RingBlockMut {
                 index,
                 first: index * block,
                 len: block.min(n - index * block),
                 block,
                 slots,
                 data,
+                pending,
             })
             .collect()
     }
@@ -138,35 +219,52 @@ impl<'a> RingBlockMut<'a> {
     #[inline]
     pub fn add(&mut self, j: usize, arrival: u64, w: f32) {
         let slot = (arrival % self.slots as u64) as usize;
-        self.data[(slot * CHANNELS + channel_of(w)) * self.block + j] += w;
+        self.pending[slot].push(((channel_of(w) * self.block + j) as u32, w));
     }
 
-    /// The slot of step `step` as `(excitatory, inhibitory)` slices of the block's length.
+    /// The slot of step `step` as `(excitatory, inhibitory)` slices of the block's length,
+    /// with its pending arrivals summed in, in the order they were sent.
     #[inline]
     pub fn slot_mut(&mut self, step: u64) -> (&mut [f32], &mut [f32]) {
         let slot = (step % self.slots as u64) as usize;
         let base = slot * CHANNELS * self.block;
-        let (ex, rest) = self.data[base..base + CHANNELS * self.block].split_at_mut(self.block);
+        let cells = &mut self.data[base..base + CHANNELS * self.block];
+        let list = &mut self.pending[slot];
+        for &(at, w) in list.iter() {
+            cells[at as usize] += w;
+        }
+        list.clear();
+        let (ex, rest) = cells.split_at_mut(self.block);
         (&mut ex[..self.len], &mut rest[..self.len])
     }
 
-    /// Offset in the block's slot array of (arrival step, channel): add a block-local
-    /// neuron index to it. Compute once per batch of events that share both.
+    /// The slot and channel of events arriving at step `arrival` on channel `ch`: compute
+    /// once per batch of events that share both.
     #[inline]
-    pub fn lane(&self, arrival: u64, ch: usize) -> usize {
-        ((arrival % self.slots as u64) as usize * CHANNELS + ch) * self.block
+    pub fn lane(&self, arrival: u64, ch: usize) -> Lane {
+        Lane {
+            slot: (arrival % self.slots as u64) as usize,
+            offset: ch * self.block,
+        }
     }
 
-    /// Adds `w` at `lane + j` (see [`Self::lane`]).
+    /// Adds `w` for block-local neuron `j` in `lane` (see [`Self::lane`]).
     #[inline]
-    pub fn add_in_lane(&mut self, lane: usize, j: usize, w: f32) {
-        self.data[lane + j] += w;
+    pub fn add_in_lane(&mut self, lane: Lane, j: usize, w: f32) {
+        self.pending[lane.slot].push(((lane.offset + j) as u32, w));
     }
 
-    /// The whole slot array of the block, for kernels that add with a precomputed offset:
-    /// element `(slot * CHANNELS + ch) * block + j`.
+    /// The block's pending-arrival lists, for kernels that add with a precomputed slot
+    /// (`RingWriter::add(slot, channel * block + j, w)`), with the slot count and the block
+    /// size.
     #[inline]
-    pub fn raw_mut(&mut self) -> (&mut [f32], usize, usize) {
-        (self.data, self.slots, self.block)
+    pub fn raw_mut(&mut self) -> (RingWriter<'_>, usize, usize) {
+        (
+            RingWriter {
+                pending: self.pending,
+            },
+            self.slots,
+            self.block,
+        )
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use myelin_components::{Connectivity, RingBlockMut, Spikes, SynapticInput, add_row};
+use myelin_components::{Connectivity, RingBlockMut, Spikes, SynapticInput, add_row, prefetch};
 use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
 use rayon::prelude::*;
@@ -76,18 +76,29 @@ pub fn deliver(
 #[inline]
 pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
     let b = ring.index;
-    let (data, slots, block) = ring.raw_mut();
+    let (mut data, slots, block) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
     for (conn, sources) in list {
         let blk = &conn.blocks[b];
-        for &i in *sources {
+        for (k, &i) in sources.iter().enumerate() {
+            // Rows are short (tens of synapses per block), so their starts are cache misses:
+            // fetch the row offsets four spikes ahead and the rows two ahead.
+            if let Some(&ahead) = sources.get(k + 4) {
+                prefetch(blk.row_ptr.as_ptr().wrapping_add(ahead as usize));
+            }
+            if let Some(&ahead) = sources.get(k + 2) {
+                let start = blk.row_ptr[ahead as usize] as usize;
+                prefetch(blk.target.as_ptr().wrapping_add(start));
+                prefetch(blk.weight.as_ptr().wrapping_add(start));
+                prefetch(blk.delay.as_ptr().wrapping_add(start));
+            }
             let row = blk.row(i as usize);
             let (t, w, d) = (
                 &blk.target[row.clone()],
                 &blk.weight[row.clone()],
                 &blk.delay[row],
             );
-            add_row(data, slots, block, now, t, w, d);
+            add_row(&mut data, slots, block, now, t, w, d);
         }
     }
 }

@@ -327,6 +327,7 @@ impl Checkpoint {
                     )));
                 }
                 ring.data.copy_from_slice(&p.ring);
+                ring.discard_pending();
             }
             if let Some(mut state) = ent.get_mut::<NeuronState>() {
                 state.real = real;
@@ -671,7 +672,9 @@ fn capture_populations<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
         t.dataset(
             &format!("{at}/ring"),
             vec![n_blocks, ring.slots(), CHANNELS, block],
-            Array::F32(Cow::Borrowed(&ring.data)),
+            // Pending arrivals summed in, in order: a restored ring continues each sum
+            // exactly where the uninterrupted run's would.
+            Array::F32(ring.folded()),
             attrs([
                 ("slots", ring.slots().into()),
                 ("layout", "[block][slot][channel][neuron in block]".into()),
