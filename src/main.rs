@@ -139,7 +139,6 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { scene, out, threads, seed, duration, overwrite, quiet, backend, checkpoint_every, checkpoint_dir, keep, comm } => (|| {
             let backend: myelin::engine::Backend = backend.parse().map_err(|e: myelin::engine::BackendError| e.to_string())?;
-            backend.ensure_available().map_err(|e| e.to_string())?;
             let opts = RunOptions { out, threads, seed, duration, overwrite, progress: !quiet, checkpoint_every, checkpoint_dir, keep, comm, backend };
             let summary = run_scene(&scene, &opts, |_| {}).map_err(|e| e.to_string())?;
             if myelin::runner::is_root() {

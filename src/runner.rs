@@ -470,16 +470,13 @@ fn run_in_pool(
     ranks::check_launch()?;
     let comm = ranks::communicator();
     let (root, several) = (comm.rank() == 0, comm.size() > 1);
-    if several
-        && let Some(why) = ranks::unsupported(&scene.network(), opts.checkpoint_every.is_some())
-    {
+    if several && let Some(why) = ranks::unsupported(&scene.network()) {
         return Err(RunError::Option(format!("{}: {why}", path.display())));
     }
     let on_gpu = opts.backend == Backend::Cuda;
+    let backend_error = |e: BackendError| RunError::Option(e.to_string());
     if on_gpu {
-        opts.backend
-            .ensure_available()
-            .map_err(|e| RunError::Option(e.to_string()))?;
+        opts.backend.ensure_available().map_err(backend_error)?;
         let why = if several {
             Some("it runs in one process (run without mpirun)".to_string())
         } else if opts.checkpoint_every.is_some() {
@@ -491,11 +488,8 @@ fn run_in_pool(
             myelin_systems::cuda::unsupported(&scene.network())
         };
         if let Some(why) = why {
-            return Err(RunError::Option(format!(
-                "{}: {}",
-                path.display(),
-                BackendError::Unsupported(why)
-            )));
+            let e = BackendError::Unsupported(why);
+            return Err(RunError::Option(format!("{}: {e}", path.display())));
         }
     }
     if root {
@@ -514,7 +508,6 @@ fn run_in_pool(
         p.prepare_fresh(opts.overwrite)?;
     }
     let mut sim = simulation_with(scene.dt, extend);
-    let backend_error = |e: BackendError| RunError::Option(e.to_string());
     if on_gpu {
         myelin_systems::cuda::attach(&mut sim).map_err(backend_error)?;
     }
@@ -524,20 +517,14 @@ fn run_in_pool(
     }
     let t0 = Instant::now();
     let spec = scene.network();
-    let mut ranked = if several {
-        Some(ranks::prepare(
-            &mut sim,
-            &spec,
-            &path.display().to_string(),
-            comm,
-        )?)
-    } else {
-        None
-    };
-    let mut report = sim.build(&spec)?;
-    if let Some(r) = ranked.as_mut() {
-        ranks::after_build(&mut sim, r, opts.comm, &mut report);
-    }
+    let (ranked, report) = ranks::build(
+        &mut sim,
+        &spec,
+        &path.display().to_string(),
+        comm,
+        several,
+        opts.comm,
+    )?;
     if on_gpu {
         // Construction on the GPU backend: the same network built on the CPU, then copied.
         myelin_systems::cuda::upload(&mut sim).map_err(backend_error)?;

@@ -70,10 +70,14 @@ impl Connectivity {
     }
 
     /// Every synapse as `(source, population-local target, weight, delay)`, in block and
-    /// row order. For tests and analysis; not for the hot path.
+    /// row order. Blocks without row pointers (another rank's, in a local build) hold none.
+    /// For tests and analysis; not for the hot path.
     pub fn synapses(&self, block_size: usize) -> Vec<(u32, u32, f32, u16)> {
         let mut out = Vec::with_capacity(self.len());
         for (b, blk) in self.blocks.iter().enumerate() {
+            if blk.row_ptr.is_empty() {
+                continue;
+            }
             for i in 0..self.n_source {
                 for k in blk.row(i) {
                     out.push((

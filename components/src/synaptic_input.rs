@@ -59,6 +59,14 @@ pub fn prefetch<T>(x: *const T) {
     let _ = x;
 }
 
+/// Sums `list` into the slot's cells (`channel * block + neuron`), in list order.
+#[inline]
+fn fold(cells: &mut [f32], list: &[Arrival]) {
+    for &(at, w) in list {
+        cells[at as usize] += w;
+    }
+}
+
 /// Where a block's events go: one list of pending arrivals per slot (see
 /// [`SynapticInput`]).
 pub struct RingWriter<'a> {
@@ -143,11 +151,8 @@ impl SynapticInput {
         }
         let mut data = self.data.clone();
         let slot_len = CHANNELS * self.block;
-        for (k, list) in self.pending.iter().enumerate() {
-            let base = k * slot_len;
-            for &(at, w) in list {
-                data[base + at as usize] += w;
-            }
+        for (cells, list) in data.chunks_mut(slot_len).zip(&self.pending) {
+            fold(cells, list);
         }
         std::borrow::Cow::Owned(data)
     }
@@ -229,11 +234,8 @@ impl<'a> RingBlockMut<'a> {
         let slot = (step % self.slots as u64) as usize;
         let base = slot * CHANNELS * self.block;
         let cells = &mut self.data[base..base + CHANNELS * self.block];
-        let list = &mut self.pending[slot];
-        for &(at, w) in list.iter() {
-            cells[at as usize] += w;
-        }
-        list.clear();
+        fold(cells, &self.pending[slot]);
+        self.pending[slot].clear();
         let (ex, rest) = cells.split_at_mut(self.block);
         (&mut ex[..self.len], &mut rest[..self.len])
     }

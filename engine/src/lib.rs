@@ -15,7 +15,7 @@ mod sim;
 mod validate;
 
 pub use backend::{
-    ActiveBackend, Backend, BackendError, DEVICE_PRELUDE, KernelSource, cuda, on_cpu,
+    ActiveBackend, Backend, BackendError, DEVICE_PRELUDE, DeviceInfo, KernelSource, cuda, on_cpu,
 };
 pub use build::{
     BuildReport, DeliveryPlan, LocalNeurons, PopulationIndex, SuppliedConnectivity, build_network,

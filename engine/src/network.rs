@@ -25,6 +25,20 @@ pub struct NetworkSpec {
     pub recorders: Vec<RecorderSpec>,
 }
 
+impl NetworkSpec {
+    /// The first projection with a plasticity rule, if any.
+    pub fn first_plastic(&self) -> Option<&ProjectionSpec> {
+        self.projections.iter().find(|j| j.plasticity.is_some())
+    }
+
+    /// The first recorder of something other than spikes (state, weights), if any.
+    pub fn first_non_spike_recorder(&self) -> Option<&RecorderSpec> {
+        self.recorders
+            .iter()
+            .find(|r| !matches!(r, RecorderSpec::Spikes { .. }))
+    }
+}
+
 /// A population of `size` neurons of one model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename = "Population", deny_unknown_fields)]

@@ -8,7 +8,7 @@ use bevy_ecs::prelude::*;
 use myelin_components::{SpikeRecorder, Spikes};
 use myelin_distributed::partition::{self, Costs, Plan};
 use myelin_distributed::{Comm, CommMode, ExchangeTimers, Exchanger, LocalPart};
-use myelin_engine::{LocalNeurons, NetworkSpec, RecorderSpec, SimStep, SimSystems, Simulation};
+use myelin_engine::{LocalNeurons, NetworkSpec, SimStep, SimSystems, Simulation};
 use serde::Serialize;
 
 use super::RunError;
@@ -104,8 +104,8 @@ pub fn check_launch() -> Result<(), RunError> {
 }
 
 /// What of a scene cannot run on several ranks yet: an error naming it, or `None`.
-pub fn unsupported(spec: &NetworkSpec, checkpoints: bool) -> Option<String> {
-    if let Some(j) = spec.projections.iter().find(|j| j.plasticity.is_some()) {
+pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
+    if let Some(j) = spec.first_plastic() {
         return Some(format!(
             "projection {} is plastic; plasticity runs on one process only (run without mpirun, or with -np 1)",
             j.display_name()
@@ -117,17 +117,12 @@ pub fn unsupported(spec: &NetworkSpec, checkpoints: bool) -> Option<String> {
             j.display_name()
         ));
     }
-    if let Some(r) = spec
-        .recorders
-        .iter()
-        .find(|r| !matches!(r, RecorderSpec::Spikes { .. }))
-    {
+    if let Some(r) = spec.first_non_spike_recorder() {
         return Some(format!(
             "recorder {} records state or weights; on several ranks only spike recorders are supported",
             r.label()
         ));
     }
-    let _ = checkpoints;
     None
 }
 
@@ -278,6 +273,28 @@ pub fn exchange_window(spec: &NetworkSpec, reg: &myelin_engine::ModelRegistry) -
         }
     }
     window.max(1)
+}
+
+/// Builds `spec` into `sim`: in one process the whole network, on several ranks
+/// (`several`) each rank's own part ([`prepare`], the build, [`after_build`]).
+pub fn build(
+    sim: &mut Simulation,
+    spec: &NetworkSpec,
+    scene_file: &str,
+    comm: Box<dyn Comm>,
+    several: bool,
+    mode: CommMode,
+) -> Result<(Option<Ranked>, myelin_engine::BuildReport), RunError> {
+    let mut ranked = if several {
+        Some(prepare(sim, spec, scene_file, comm)?)
+    } else {
+        None
+    };
+    let mut report = sim.build(spec)?;
+    if let Some(r) = ranked.as_mut() {
+        after_build(sim, r, mode, &mut report);
+    }
+    Ok((ranked, report))
 }
 
 /// After the build: the local-spike system in `Exchange`, the engine's delivery off (the

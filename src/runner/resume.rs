@@ -161,23 +161,17 @@ fn restore_session(
     let mut sim = simulation_with(scene.dt, extend);
     sim.world_mut().insert_resource(ckpt.take_connectivity());
     let spec = scene.network();
-    let mut ranked = if several {
-        if let Some(why) = super::ranks::unsupported(&spec, false) {
-            return Err(RunError::Option(why));
-        }
-        Some(super::ranks::prepare(
-            &mut sim,
-            &spec,
-            &ckpt.run.scene_file,
-            comm,
-        )?)
-    } else {
-        None
-    };
-    let mut report = sim.build(&spec)?;
-    if let Some(r) = ranked.as_mut() {
-        super::ranks::after_build(&mut sim, r, opts.comm, &mut report);
+    if several && let Some(why) = super::ranks::unsupported(&spec) {
+        return Err(RunError::Option(why));
     }
+    let (ranked, report) = super::ranks::build(
+        &mut sim,
+        &spec,
+        &ckpt.run.scene_file,
+        comm,
+        several,
+        opts.comm,
+    )?;
     let positions = ckpt.positions();
     let mut run = ckpt.run.clone();
     ckpt.restore(sim.world_mut())?;

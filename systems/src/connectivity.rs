@@ -1280,23 +1280,10 @@ mod tests {
                     "{name}: a local build has the full block shape"
                 );
                 // Blocks without a local target are left empty, without row pointers.
-                let mut mine = Vec::new();
-                for (bi, blk) in local.blocks.iter().enumerate() {
-                    if blk.row_ptr.is_empty() {
-                        assert!(blk.is_empty(), "{name}: a block without rows is empty");
-                        continue;
-                    }
-                    for i in 0..local.n_source {
-                        for k in blk.row(i) {
-                            mine.push((
-                                i as u32,
-                                (bi * DELIVERY_BLOCK) as u32 + u32::from(blk.target[k]),
-                                blk.weight[k],
-                                blk.delay[k],
-                            ));
-                        }
-                    }
+                for blk in local.blocks.iter().filter(|b| b.row_ptr.is_empty()) {
+                    assert!(blk.is_empty(), "{name}: a block without rows is empty");
                 }
+                let mine = local.synapses(DELIVERY_BLOCK);
                 let expect: Vec<_> = all
                     .iter()
                     .copied()

@@ -1,16 +1,14 @@
 //! The CUDA kernel sources of every model family, each beside its CPU kernel, compiled at
 //! run time with NVRTC through the engine's backend seam ([`myelin_engine::cuda`]).
 
-use myelin_engine::{
-    BackendError, KernelSource, NetworkSpec, NeuronModel, RecorderSpec, Simulation,
-};
+use myelin_engine::{BackendError, KernelSource, NetworkSpec, NeuronModel, Simulation};
 
 use crate::neurons::{IafPscAlpha, IafPscDelta, IafPscExp};
 
 /// What in `spec` the CUDA backend does not run yet (plasticity, spike generators, state
 /// and weight recorders), or `None`.
 pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
-    if let Some(j) = spec.projections.iter().find(|j| j.plasticity.is_some()) {
+    if let Some(j) = spec.first_plastic() {
         return Some(format!(
             "projection {} is plastic (plasticity runs on the CPU only)",
             j.display_name()
@@ -26,11 +24,7 @@ pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
             i.model, i.target
         ));
     }
-    if let Some(r) = spec
-        .recorders
-        .iter()
-        .find(|r| !matches!(r, RecorderSpec::Spikes { .. }))
-    {
+    if let Some(r) = spec.first_non_spike_recorder() {
         return Some(format!(
             "recorder {} records state or weights (the device returns spikes only)",
             r.label()

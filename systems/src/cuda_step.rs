@@ -117,8 +117,6 @@ pub struct DeviceNet {
     poisson: Vec<Poisson>,
     dcs: Vec<Dc>,
     seed: u64,
-    /// Bytes uploaded (state, rings, connectivity, inputs).
-    pub bytes: usize,
 }
 
 fn driver(op: &str) -> impl FnOnce(DriverError) -> BackendError + '_ {
@@ -362,7 +360,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         poisson,
         dcs,
         seed,
-        bytes: up_bytes,
     });
     Ok(up_bytes)
 }

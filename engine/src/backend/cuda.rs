@@ -6,18 +6,7 @@
 use cudarc::driver::CudaContext;
 use cudarc::nvrtc::{CompileError, CompileOptions};
 
-use super::{BackendError, KernelSource};
-
-/// What the CUDA backend found on this machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// The device's name.
-    pub name: String,
-    /// Compute capability (major, minor).
-    pub compute_capability: (i32, i32),
-    /// Global memory [bytes].
-    pub memory_bytes: usize,
-}
+use super::{BackendError, DeviceInfo, KernelSource};
 
 fn searched(names: &[&str]) -> String {
     let mut all: Vec<String> = Vec::new();

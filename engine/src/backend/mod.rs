@@ -27,6 +27,17 @@ pub const DEVICE_PRELUDE: &str = concat!(
     "\n"
 );
 
+/// What the CUDA backend found on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The device's name.
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+    /// Global memory [bytes].
+    pub memory_bytes: usize,
+}
+
 /// One CUDA C source of a model family, compiled at run time with NVRTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelSource {
