@@ -204,6 +204,9 @@ pub struct RunSummary {
     pub synapse_bytes: usize,
     /// Bytes of ring buffers.
     pub ring_bytes: usize,
+    /// Bytes of the pending-arrival lists at the end of the run (their high-water mark:
+    /// lists keep their capacity).
+    pub pending_bytes: usize,
     /// Construction time [s]: total and its phases.
     pub construction_s: f64,
     /// Creating populations [s].
@@ -260,10 +263,11 @@ impl RunSummary {
         let _ = writeln!(s, "neurons        {}", group(self.neurons as u64));
         let _ = writeln!(
             s,
-            "synapses       {} ({:.1} MiB connectivity, {:.1} MiB ring buffers)",
+            "synapses       {} ({:.1} MiB connectivity, {:.1} MiB ring buffers, {:.1} MiB pending arrivals)",
             group(self.synapses as u64),
             mib(self.synapse_bytes),
-            mib(self.ring_bytes)
+            mib(self.ring_bytes),
+            mib(self.pending_bytes)
         );
         let _ = writeln!(
             s,

@@ -232,7 +232,7 @@ path, scene_file = sys.argv[1], sys.argv[2]
 s = lambda v: v.decode() if isinstance(v, bytes) else str(v)
 with h5py.File(path, "r") as f:
     a = f.attrs
-    assert s(a["format"]) == "myelin-checkpoint" and int(a["version"]) == 1
+    assert s(a["format"]) == "myelin-checkpoint" and int(a["version"]) == 2
     assert int(a["step"]) == 200 and abs(float(a["time_ms"]) - 20.0) < 1e-9
     assert float(a["dt"]) == 0.1 and int(a["seed"]) == 4242 and int(a["block_size"]) == 1024
     assert bytes(f["scene/source"][:]).decode() == open(scene_file).read()

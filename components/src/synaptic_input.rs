@@ -162,6 +162,12 @@ impl SynapticInput {
         self.pending.iter_mut().for_each(Vec::clear);
     }
 
+    /// Bytes the pending-arrival lists hold (events in flight and the capacity the lists
+    /// keep between steps).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Arrival>()
+    }
+
     /// Number of slots (longest delay + 1).
     pub fn slots(&self) -> usize {
         self.slots

@@ -24,6 +24,9 @@ pub enum Purpose {
     Count = 6,
 }
 
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
 const W0: u32 = 0x9E37_79B9;
@@ -58,7 +61,25 @@ pub const LANES: usize = 8;
 /// of the lanes are independent, so the compiler vectorises them (one latency chain for
 /// eight draws). Returns the four output words of each lane.
 #[inline]
-fn philox_lanes(c0: u32, c1: [u32; LANES], c2: u32, c3: u32, mut k: [u32; 2]) -> [[u32; LANES]; 4] {
+fn philox_lanes(c0: u32, c1: [u32; LANES], c2: u32, c3: u32, k: [u32; 2]) -> [[u32; LANES]; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        #[expect(unsafe_code, reason = "calls an AVX2 function")]
+        // SAFETY: the CPU has AVX2.
+        return unsafe { x86::philox_lanes(c0, c1, c2, c3, k) };
+    }
+    philox_lanes_portable(c0, c1, c2, c3, k)
+}
+
+/// [`philox_lanes`] in portable Rust (what it runs on CPUs without AVX2).
+#[inline]
+fn philox_lanes_portable(
+    c0: u32,
+    c1: [u32; LANES],
+    c2: u32,
+    c3: u32,
+    mut k: [u32; 2],
+) -> [[u32; LANES]; 4] {
     let mut x0 = [c0; LANES];
     let mut x1 = c1;
     let mut x2 = [c2; LANES];
@@ -149,13 +170,26 @@ pub fn poisson_counts_lanes(
     debug_assert!(first as usize % POISSON_WORDS == 0);
     let (key, c2, c3) = grouped_key(seed, purpose, element, aux);
     let g0 = first / POISSON_WORDS as u32;
-    let w = philox_lanes(
-        GROUPED_BLOCK,
-        std::array::from_fn(|l| g0.wrapping_add(l as u32)),
-        c2,
-        c3,
-        key,
-    );
+    let c1 = std::array::from_fn(|l| g0.wrapping_add(l as u32));
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        #[expect(unsafe_code, reason = "calls an AVX2 function")]
+        // SAFETY: the CPU has AVX2.
+        return unsafe { x86::poisson_counts(GROUPED_BLOCK, c1, c2, c3, key, thresholds) };
+    }
+    poisson_counts_portable(c1, c2, c3, key, thresholds)
+}
+
+/// [`poisson_counts_lanes`] in portable Rust, after its key.
+#[inline]
+fn poisson_counts_portable(
+    c1: [u32; LANES],
+    c2: u32,
+    c3: u32,
+    key: [u32; 2],
+    thresholds: &[u32],
+) -> [u32; POISSON_BATCH] {
+    let w = philox_lanes_portable(GROUPED_BLOCK, c1, c2, c3, key);
     let words: [u32; POISSON_BATCH] =
         std::array::from_fn(|i| w[i % POISSON_WORDS][i / POISSON_WORDS]);
     let mut out = [0u32; POISSON_BATCH];

@@ -31,7 +31,10 @@ pub use inspect::inspect;
 /// Value of the root attribute `format` of every checkpoint.
 pub const CHECKPOINT_FORMAT: &str = "myelin-checkpoint";
 /// Version of the checkpoint layout (root attribute `version`) this build writes and reads.
-pub const CHECKPOINT_VERSION: u64 = 1;
+///
+/// Version 2: the ring buffers no longer hold Poisson events in flight (an input's events
+/// are drawn in the step they arrive), so a version-1 ring would count them twice.
+pub const CHECKPOINT_VERSION: u64 = 2;
 /// The eight bytes every HDF5 file (without a user block) starts with.
 const HDF5_SIGNATURE: [u8; 8] = [0x89, b'H', b'D', b'F', b'\r', b'\n', 0x1a, b'\n'];
 /// Prefix and suffix of checkpoint file names: `checkpoint-000000001500.h5`.

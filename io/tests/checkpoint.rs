@@ -413,7 +413,7 @@ fn bad_files_are_rejected_with_what_is_wrong() {
     }
     rejected(&step, &["integrity check failed", "content SHA-256"]);
 
-    // A newer layout version.
+    // The previous layout version (its rings hold Poisson events in flight).
     let version = dir.path().join("version.h5");
     std::fs::copy(&good, &version).unwrap();
     {
@@ -422,12 +422,12 @@ fn bad_files_are_rejected_with_what_is_wrong() {
         f.new_attr::<u64>()
             .create("version")
             .unwrap()
-            .write_scalar(&2u64)
+            .write_scalar(&1u64)
             .unwrap();
     }
     rejected(
         &version,
-        &["layout version 2 is not supported", "reads version 1"],
+        &["layout version 1 is not supported", "reads version 2"],
     );
 
     // Other HDF5 files: a Myelin recording, and a file of another program.

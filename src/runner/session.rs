@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use myelin_components::{Population, Spikes};
+use myelin_components::{Population, Spikes, SynapticInput};
 use myelin_engine::{BuildReport, PhaseTimers, SimSystems, Simulation};
 use myelin_io::checkpoint::{
     RunInfo, checkpoint_file_name, list_checkpoints, prune_checkpoints, write_checkpoint,
@@ -366,6 +366,11 @@ impl Session {
             None => (report.synapses, Vec::new()),
         };
         let populations = population_summaries(world, duration_ms);
+        let pending_bytes = world
+            .query::<&SynapticInput>()
+            .iter(world)
+            .map(SynapticInput::pending_bytes)
+            .sum();
         let timers = world.resource::<PhaseTimers>();
         let mut phases_s: Vec<(String, f64)> = SimSystems::ALL
             .iter()
@@ -398,6 +403,7 @@ impl Session {
             synapses,
             synapse_bytes: report.synapse_bytes,
             ring_bytes: report.ring_bytes,
+            pending_bytes,
             construction_s,
             create_s: report.create_s,
             connect_s: report.connect_s,

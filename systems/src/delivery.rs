@@ -70,6 +70,32 @@ pub fn deliver(
         .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
 }
 
+/// How many rows ahead delivery fetches the row offsets.
+const ROW_PTR_AHEAD: usize = 12;
+/// How many rows ahead delivery fetches the rows.
+const ROW_AHEAD: usize = 4;
+
+/// Asks for every cache line of `xs`.
+#[inline(always)]
+fn prefetch_span<T>(xs: &[T]) {
+    let Some(last) = xs.last() else { return };
+    let (first, last) = (xs.as_ptr() as usize, last as *const T as usize);
+    let mut line = first & !63;
+    while line <= last {
+        prefetch(line as *const u8);
+        line += 64;
+    }
+}
+
+/// Asks for every cache line of source `i`'s row in `blk`.
+#[inline(always)]
+fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
+    let row = blk.row(i);
+    prefetch_span(&blk.target[row.clone()]);
+    prefetch_span(&blk.weight[row.clone()]);
+    prefetch_span(&blk.delay[row]);
+}
+
 /// The delivery kernel of one target block: for each projection and each of its spiking
 /// sources, the source's row of synapses onto this block enters the ring slots `delay`
 /// steps after `step`. Public for the kernel benchmark (`benches/delivery.rs`).
@@ -78,27 +104,38 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
     let b = ring.index;
     let (mut data, slots, block) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
-    for (conn, sources) in list {
-        let blk = &conn.blocks[b];
-        for (k, &i) in sources.iter().enumerate() {
-            // Rows are short (tens of synapses per block), so their starts are cache misses:
-            // fetch the row offsets four spikes ahead and the rows two ahead.
-            if let Some(&ahead) = sources.get(k + 4) {
-                prefetch(blk.row_ptr.as_ptr().wrapping_add(ahead as usize));
-            }
-            if let Some(&ahead) = sources.get(k + 2) {
-                let start = blk.row_ptr[ahead as usize] as usize;
-                prefetch(blk.target.as_ptr().wrapping_add(start));
-                prefetch(blk.weight.as_ptr().wrapping_add(start));
-                prefetch(blk.delay.as_ptr().wrapping_add(start));
-            }
-            let row = blk.row(i as usize);
-            let (t, w, d) = (
-                &blk.target[row.clone()],
-                &blk.weight[row.clone()],
-                &blk.delay[row],
-            );
-            add_row(&mut data, slots, block, now, t, w, d);
+    // The rows in delivery order: each projection's spiking sources in ascending order.
+    let rows = || {
+        list.iter().flat_map(move |(conn, sources)| {
+            let blk = &conn.blocks[b];
+            sources.iter().map(move |&i| (blk, i as usize))
+        })
+    };
+    // Rows are short (tens of synapses per block) and scattered over gigabytes, so every
+    // line of them is a miss that no hardware prefetcher foresees: fetch the row offsets
+    // ROW_PTR_AHEAD rows ahead and every line of the rows ROW_AHEAD rows ahead (across
+    // projections), so that several rows are in flight while this one is added.
+    let mut ptr_ahead = rows();
+    let mut row_ahead = rows();
+    for (blk, i) in ptr_ahead.by_ref().take(ROW_PTR_AHEAD) {
+        prefetch(blk.row_ptr.as_ptr().wrapping_add(i));
+    }
+    for (blk, i) in row_ahead.by_ref().take(ROW_AHEAD) {
+        prefetch_row(blk, i);
+    }
+    for (blk, i) in rows() {
+        if let Some((ahead, j)) = ptr_ahead.next() {
+            prefetch(ahead.row_ptr.as_ptr().wrapping_add(j));
         }
+        if let Some((ahead, j)) = row_ahead.next() {
+            prefetch_row(ahead, j);
+        }
+        let row = blk.row(i);
+        let (t, w, d) = (
+            &blk.target[row.clone()],
+            &blk.weight[row.clone()],
+            &blk.delay[row],
+        );
+        add_row(&mut data, slots, block, now, t, w, d);
     }
 }

@@ -260,12 +260,19 @@ impl Plugin for SpikeGeneratorPlugin {
     }
 }
 
-/// Draws this step's Poisson events for every target neuron, block-parallel, and adds them
-/// to the ring slot `delay` steps ahead. Each neuron's count is a function of (seed, input,
-/// neuron, step) alone: for means below `rng::POISSON_INVERSION_MAX` one 32-bit word of a
-/// Philox block shared by four neurons, inverted through the input's thresholds
+/// Adds the Poisson events that arrive in this step to every target neuron, block-parallel:
+/// the events an input with delay `d` sends at step `step - d`. The block's slot of this
+/// step is read first (its pending spikes summed in, [`RingBlockMut::slot_mut`]), then each
+/// input's events are added to it directly, in scene order, so they never pass through the
+/// pending lists. Each neuron's count is a function of (seed, input, neuron, sending step)
+/// alone: for means below `rng::POISSON_INVERSION_MAX` one 32-bit word of a Philox block
+/// shared by four neurons, inverted through the input's thresholds
 /// ([`poisson_counts_lanes`], 32 neurons in lock-step); above, PTRS on the neuron's own
-/// stream. Inputs onto one population are applied in scene order.
+/// stream.
+///
+/// Nothing of an input is in a ring buffer between steps, so a checkpoint holds no Poisson
+/// event in flight: a restored run draws the events that arrive after the restore point
+/// from their sending steps, exactly as the uninterrupted run does.
 pub fn poisson_inputs(
     clock: Res<SimClock>,
     seed: Option<Res<RunSeed>>,
@@ -273,19 +280,22 @@ pub fn poisson_inputs(
     mut rings: Query<(Entity, &mut SynapticInput)>,
 ) {
     let (step, seed) = (clock.step, seed.map_or(0, |s| s.0));
-    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32)>> = HashMap::new();
+    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32, u64)>> = HashMap::new();
     let mut sorted: Vec<_> = inputs
         .iter()
-        .filter(|(p, _)| step >= p.start && step < p.stop && p.lambda > 0.0)
+        .filter_map(|(p, id)| {
+            let sent = step.checked_sub(u64::from(p.delay))?;
+            (sent >= p.start && sent < p.stop && p.lambda > 0.0).then_some((p, id, sent))
+        })
         .collect();
-    sorted.sort_by_key(|(_, id)| id.0);
-    for (p, id) in sorted {
-        by_target.entry(p.target).or_default().push((p, id.0));
+    sorted.sort_by_key(|(_, id, _)| id.0);
+    for (p, id, sent) in sorted {
+        by_target.entry(p.target).or_default().push((p, id.0, sent));
     }
     if by_target.is_empty() {
         return;
     }
-    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32)>)> = Vec::new();
+    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32, u64)>)> = Vec::new();
     for (e, ring) in rings.iter_mut() {
         if let Some(list) = by_target.get(&e) {
             for b in ring.into_inner().blocks_mut() {
@@ -294,20 +304,25 @@ pub fn poisson_inputs(
         }
     }
     work.into_par_iter().for_each(|(mut ring, list)| {
-        for &(p, id) in list {
-            let first = ring.first;
-            let lane = ring.lane(step + u64::from(p.delay), channel_of(p.weight));
+        let (first, len) = (ring.first, ring.len);
+        let (ex, inh) = ring.slot_mut(step);
+        for &(p, id, sent) in list {
+            let cells: &mut [f32] = if channel_of(p.weight) == 0 {
+                &mut *ex
+            } else {
+                &mut *inh
+            };
             let th = p.thresholds.as_slice();
             if th.is_empty() {
                 // Large means: PTRS on each neuron's own stream.
-                for_each_selected(&p.neurons, first, ring.len, |j| {
+                for_each_selected(&p.neurons, first, len, |j| {
                     let i = (first + j) as u32;
                     let k = poisson(
-                        &mut Stream::new(seed, Purpose::Poisson, id, i, step),
+                        &mut Stream::new(seed, Purpose::Poisson, id, i, sent),
                         p.lambda,
                         (-p.lambda).exp(),
                     );
-                    ring.add_in_lane(lane, j, k as f32 * p.weight);
+                    cells[j] += k as f32 * p.weight;
                 });
                 continue;
             }
@@ -315,18 +330,18 @@ pub fn poisson_inputs(
                 // Every neuron of the block (blocks start at multiples of POISSON_BATCH; lanes
                 // past the block's end are drawn and dropped).
                 debug_assert!(first % POISSON_BATCH == 0);
-                for j0 in (0..ring.len).step_by(POISSON_BATCH) {
+                for j0 in (0..len).step_by(POISSON_BATCH) {
                     let ks = poisson_counts_lanes(
                         seed,
                         Purpose::Poisson,
                         id,
                         (first + j0) as u32,
-                        step,
+                        sent,
                         th,
                     );
-                    let n = POISSON_BATCH.min(ring.len - j0);
-                    for (l, &k) in ks[..n].iter().enumerate() {
-                        ring.add_in_lane(lane, j0 + l, k as f32 * p.weight);
+                    let n = POISSON_BATCH.min(len - j0);
+                    for (c, &k) in cells[j0..j0 + n].iter_mut().zip(&ks) {
+                        *c += k as f32 * p.weight;
                     }
                 }
                 continue;
@@ -335,15 +350,15 @@ pub fn poisson_inputs(
             // draws, one batch of POISSON_BATCH neurons for each batch holding a selected one.
             let sel = p.neurons.as_deref().unwrap_or_default();
             let lo = sel.partition_point(|&i| (i as usize) < first);
-            let hi = sel.partition_point(|&i| (i as usize) < first + ring.len);
+            let hi = sel.partition_point(|&i| (i as usize) < first + len);
             let mut k = lo;
             while k < hi {
                 let j0 = (sel[k] as usize - first) / POISSON_BATCH * POISSON_BATCH;
                 let ks =
-                    poisson_counts_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, step, th);
+                    poisson_counts_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, sent, th);
                 while k < hi && (sel[k] as usize - first) < j0 + POISSON_BATCH {
                     let j = sel[k] as usize - first;
-                    ring.add_in_lane(lane, j, ks[j - j0] as f32 * p.weight);
+                    cells[j] += ks[j - j0] as f32 * p.weight;
                     k += 1;
                 }
             }
