@@ -75,7 +75,18 @@ pub trait ConnectionRule: Send + Sync {
 /// A delay [ms] as whole steps of `dt` [ms]: rounded to nearest, at least 1.
 #[inline]
 pub fn delay_steps(delay_ms: f64, dt: f64) -> u16 {
-    (delay_ms / dt).round().clamp(1.0, f64::from(u16::MAX)) as u16
+    let x = delay_ms / dt;
+    if !(x >= 1.0) {
+        return 1;
+    }
+    if x >= f64::from(u16::MAX) {
+        return u16::MAX;
+    }
+    // `x.round()` (half away from zero) without the call into libm that baseline x86-64
+    // makes for it: `x - trunc(x)` is exact.
+    let t = x as u32;
+    let steps = if x - f64::from(t) >= 0.5 { t + 1 } else { t };
+    steps.min(u32::from(u16::MAX)) as u16
 }
 
 /// Builds a projection's connectivity: for each target, its sources from the rule, then its
@@ -119,26 +130,36 @@ pub fn build_connectivity_local(
 ) -> Connectivity {
     let n_target = ctx.n_target as usize;
     let nb = n_target.div_ceil(block);
-    let blocks: Vec<SynapseBlock> = (0..nb)
+    let (blocks, delays): (Vec<SynapseBlock>, Vec<u16>) = (0..nb)
         .into_par_iter()
-        .map(|b| {
+        .map_init(Scratch::default, |scratch, b| {
             let (first, last) = (b * block, ((b + 1) * block).min(n_target));
             if first.max(local.start) >= last.min(local.end) {
-                return SynapseBlock::default();
+                return (SynapseBlock::default(), 1);
             }
-            build_block(rule, ctx, weight, delay, dt, first, last, &local)
+            let blk = build_block(rule, ctx, weight, delay, dt, first, last, &local, scratch);
+            let longest = blk.delay.iter().copied().max().unwrap_or(1);
+            (blk, longest)
         })
-        .collect();
-    let max_delay = blocks
-        .iter()
-        .flat_map(|b| b.delay.iter().copied())
-        .max()
-        .unwrap_or(1);
+        .unzip();
+    let max_delay = delays.into_iter().max().unwrap_or(1);
     Connectivity {
         blocks,
         max_delay,
         n_source: ctx.n_source as usize,
     }
+}
+
+/// The working arrays of [`build_block`], kept by each worker from block to block: a
+/// block's arrays are tens of megabytes, which the allocator would otherwise return to the
+/// kernel and fault in again, page by page, for the next block.
+#[derive(Default)]
+struct Scratch {
+    src: Vec<u32>,
+    syn: Vec<u64>,
+    sorted: Vec<u64>,
+    fill: Vec<u32>,
+    tmp: Vec<u32>,
 }
 
 fn build_block(
@@ -150,50 +171,82 @@ fn build_block(
     first: usize,
     last: usize,
     local: &std::ops::Range<usize>,
+    scratch: &mut Scratch,
 ) -> SynapseBlock {
     let (seed, id) = (ctx.seed, ctx.projection);
-    let mut src: Vec<u32> = Vec::new();
-    let mut tgt: Vec<u16> = Vec::new();
-    let mut w: Vec<f32> = Vec::new();
-    let mut d: Vec<u16> = Vec::new();
-    let mut tmp = Vec::new();
+    // Each synapse as its source and (target | delay << 16 | weight bits << 32), in target
+    // order.
+    let Scratch {
+        src,
+        syn,
+        sorted,
+        fill,
+        tmp,
+    } = scratch;
+    src.clear();
+    syn.clear();
     for j in first.max(local.start)..last.min(local.end) {
         tmp.clear();
         let mut cs = Stream::new(seed, Purpose::Connect, id, j as u32, 0);
-        rule.sources(j as u32, &mut cs, &mut tmp);
+        rule.sources(j as u32, &mut cs, tmp);
         let mut ws = Stream::new(seed, Purpose::Weight, id, j as u32, 0);
         let mut ds = Stream::new(seed, Purpose::Delay, id, j as u32, 0);
-        for &s in &tmp {
-            src.push(s);
-            tgt.push((j - first) as u16);
-            w.push(weight.sample(&mut ws) as f32);
-            d.push(delay_steps(delay.sample(&mut ds), dt));
-        }
+        let t = (j - first) as u64;
+        src.extend_from_slice(tmp);
+        syn.extend(tmp.iter().map(|_| {
+            let w = weight.sample(&mut ws) as f32;
+            let d = delay_steps(delay.sample(&mut ds), dt);
+            t | u64::from(d) << 16 | u64::from(w.to_bits()) << 32
+        }));
     }
-    // Counting sort by source; stable, so each row keeps ascending target / draw order.
+    // Counting sort by source; stable, so each row keeps ascending target / draw order. The
+    // scatter moves one word per synapse (three separate arrays would take three scattered
+    // writes), and the split into the block's arrays is sequential.
     let n_source = ctx.n_source as usize;
     let mut row_ptr = vec![0u32; n_source + 1];
-    for &s in &src {
+    for &s in src.iter() {
         row_ptr[s as usize + 1] += 1;
     }
     for i in 0..n_source {
         row_ptr[i + 1] += row_ptr[i];
     }
-    let n = src.len();
-    let mut fill = row_ptr.clone();
-    let (mut t2, mut w2, mut d2) = (vec![0u16; n], vec![0f32; n], vec![0u16; n]);
-    for k in 0..n {
-        let p = &mut fill[src[k] as usize];
-        let at = *p as usize;
+    fill.clear();
+    fill.extend_from_slice(&row_ptr);
+    sorted.clear();
+    sorted.resize(syn.len(), 0);
+    for (&s, &x) in src.iter().zip(syn.iter()) {
+        let p = &mut fill[s as usize];
+        sorted[*p as usize] = x;
         *p += 1;
-        t2[at] = tgt[k];
-        w2[at] = w[k];
-        d2[at] = d[k];
     }
+    let t2 = sorted.iter().map(|&x| x as u16).collect();
+    let d2 = sorted.iter().map(|&x| (x >> 16) as u16).collect();
+    let w2 = sorted.iter().map(|&x| f32::from_bits((x >> 32) as u32)).collect();
     SynapseBlock {
         row_ptr,
         target: t2,
         weight: w2,
         delay: d2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delay_steps;
+
+    /// `delay_steps` is `round`, clamped to `1..=u16::MAX`, for every kind of quotient:
+    /// halves, the float just below a half, tiny, huge and non-finite values.
+    #[test]
+    fn delay_steps_rounds_half_away_and_clamps() {
+        let reference = |x: f64| x.round().clamp(1.0, f64::from(u16::MAX)) as u16;
+        let mut xs = vec![0.0, 0.3, 0.5, 0.999, 1.0, 1.5, 2.5, 14.999_999, 15.000_000_000_000_002];
+        xs.extend([0.5f64.next_down() + 7.0, 7.5f64.next_down(), 7.5f64.next_up()]);
+        xs.extend([65_534.5, 65_535.4, 65_535.6, 1e12, 1e300, f64::INFINITY]);
+        xs.extend((0..100_000).map(|k| k as f64 * 0.013_7));
+        for x in xs {
+            assert_eq!(delay_steps(x, 1.0), reference(x), "quotient {x}");
+        }
+        assert_eq!(delay_steps(1.5, 0.1), 15);
+        assert_eq!(delay_steps(-3.0, 0.1), 1);
     }
 }
