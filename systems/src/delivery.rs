@@ -75,6 +75,9 @@ const ROW_PTR_AHEAD: usize = 12;
 /// How many rows ahead delivery fetches the rows.
 const ROW_AHEAD: usize = 4;
 
+/// How many bytes of each slot's list delivery fetches before it starts a block.
+const LIST_AHEAD_BYTES: usize = 256;
+
 /// Asks for every cache line of `xs`.
 #[inline(always)]
 fn prefetch_span<T>(xs: &[T]) {
@@ -104,6 +107,7 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
     let b = ring.index;
     let (mut data, slots, block) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
+    data.prefetch_tails(LIST_AHEAD_BYTES);
     // The rows in delivery order: each projection's spiking sources in ascending order.
     let rows = || {
         list.iter().flat_map(move |(conn, sources)| {
