@@ -20,7 +20,7 @@ pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
-    Arrival, CHANNELS, Lane, RingBlockMut, RingWriter, SynapticInput, add_row, channel_of, prefetch,
+    Arrival, CHANNELS, RingBlockMut, RingWriter, SynapticInput, add_row, channel_of, prefetch,
 };
 
 /// Number of target neurons per delivery block.

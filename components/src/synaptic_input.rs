@@ -137,13 +137,6 @@ pub struct RingBlockMut<'a> {
     pending: &'a mut [Vec<Arrival>],
 }
 
-/// Where [`RingBlockMut::add_in_lane`] adds: a slot and a channel.
-#[derive(Clone, Copy, Debug)]
-pub struct Lane {
-    slot: usize,
-    offset: usize,
-}
-
 impl SynapticInput {
     /// Ring buffers for `n` neurons in blocks of `block`, holding arrivals up to
     /// `max_delay` steps ahead.
@@ -267,22 +260,6 @@ impl<'a> RingBlockMut<'a> {
         self.pending[slot].clear();
         let (ex, rest) = cells.split_at_mut(self.block);
         (&mut ex[..self.len], &mut rest[..self.len])
-    }
-
-    /// The slot and channel of events arriving at step `arrival` on channel `ch`: compute
-    /// once per batch of events that share both.
-    #[inline]
-    pub fn lane(&self, arrival: u64, ch: usize) -> Lane {
-        Lane {
-            slot: (arrival % self.slots as u64) as usize,
-            offset: ch * self.block,
-        }
-    }
-
-    /// Adds `w` for block-local neuron `j` in `lane` (see [`Self::lane`]).
-    #[inline]
-    pub fn add_in_lane(&mut self, lane: Lane, j: usize, w: f32) {
-        self.pending[lane.slot].push(((lane.offset + j) as u32, w));
     }
 
     /// The block's pending-arrival lists, for kernels that add with a precomputed slot

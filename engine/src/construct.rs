@@ -221,7 +221,10 @@ fn build_block(
     }
     let t2 = sorted.iter().map(|&x| x as u16).collect();
     let d2 = sorted.iter().map(|&x| (x >> 16) as u16).collect();
-    let w2 = sorted.iter().map(|&x| f32::from_bits((x >> 32) as u32)).collect();
+    let w2 = sorted
+        .iter()
+        .map(|&x| f32::from_bits((x >> 32) as u32))
+        .collect();
     SynapseBlock {
         row_ptr,
         target: t2,
@@ -239,8 +242,22 @@ mod tests {
     #[test]
     fn delay_steps_rounds_half_away_and_clamps() {
         let reference = |x: f64| x.round().clamp(1.0, f64::from(u16::MAX)) as u16;
-        let mut xs = vec![0.0, 0.3, 0.5, 0.999, 1.0, 1.5, 2.5, 14.999_999, 15.000_000_000_000_002];
-        xs.extend([0.5f64.next_down() + 7.0, 7.5f64.next_down(), 7.5f64.next_up()]);
+        let mut xs = vec![
+            0.0,
+            0.3,
+            0.5,
+            0.999,
+            1.0,
+            1.5,
+            2.5,
+            14.999_999,
+            15.000_000_000_000_002,
+        ];
+        xs.extend([
+            0.5f64.next_down() + 7.0,
+            7.5f64.next_down(),
+            7.5f64.next_up(),
+        ]);
         xs.extend([65_534.5, 65_535.4, 65_535.6, 1e12, 1e300, f64::INFINITY]);
         xs.extend((0..100_000).map(|k| k as f64 * 0.013_7));
         for x in xs {

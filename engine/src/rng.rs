@@ -937,7 +937,10 @@ mod tests {
                     if portable.pos == STREAM_WORDS {
                         portable.refill_portable();
                     }
-                    assert_eq!(portable.buf[portable.pos], w, "portable block {b} from {start}");
+                    assert_eq!(
+                        portable.buf[portable.pos], w,
+                        "portable block {b} from {start}"
+                    );
                     portable.pos += 1;
                 }
             }

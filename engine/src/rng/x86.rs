@@ -5,14 +5,17 @@
 //!
 //! Every function here needs AVX2; [`available`] says whether the CPU has it, and the
 //! callers in [`super`] fall back to the portable code when it does not.
-#![expect(unsafe_code, reason = "AVX2 intrinsics behind a run-time feature check")]
+#![expect(
+    unsafe_code,
+    reason = "AVX2 intrinsics behind a run-time feature check"
+)]
 
 use std::arch::x86_64::{
-    __m256i, _mm256_blend_epi32, _mm256_cmpgt_epi32, _mm256_loadu_si256,
-    _mm256_mul_epu32, _mm256_or_si256, _mm256_permute2x128_si256, _mm256_set1_epi32,
-    _mm256_setzero_si256, _mm256_slli_epi64, _mm256_srli_epi64, _mm256_storeu_si256,
-    _mm256_sub_epi32, _mm256_testz_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
-    _mm256_unpacklo_epi32, _mm256_unpacklo_epi64, _mm256_xor_si256,
+    __m256i, _mm256_blend_epi32, _mm256_cmpgt_epi32, _mm256_loadu_si256, _mm256_mul_epu32,
+    _mm256_or_si256, _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_setzero_si256,
+    _mm256_slli_epi64, _mm256_srli_epi64, _mm256_storeu_si256, _mm256_sub_epi32,
+    _mm256_testz_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32,
+    _mm256_unpacklo_epi64, _mm256_xor_si256,
 };
 
 use super::{LANES, M0, M1, POISSON_BATCH, W0, W1};
@@ -49,15 +52,9 @@ fn rounds(mut x: [__m256i; 4], key: [u32; 2]) -> [__m256i; 4] {
         let (hi0, lo0) = mulhilo(m0, x[0]);
         let (hi1, lo1) = mulhilo(m1, x[2]);
         x = [
-            _mm256_xor_si256(
-                _mm256_xor_si256(hi1, x[1]),
-                _mm256_set1_epi32(k0 as i32),
-            ),
+            _mm256_xor_si256(_mm256_xor_si256(hi1, x[1]), _mm256_set1_epi32(k0 as i32)),
             lo1,
-            _mm256_xor_si256(
-                _mm256_xor_si256(hi0, x[3]),
-                _mm256_set1_epi32(k1 as i32),
-            ),
+            _mm256_xor_si256(_mm256_xor_si256(hi0, x[3]), _mm256_set1_epi32(k1 as i32)),
             lo0,
         ];
     }
