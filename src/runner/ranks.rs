@@ -242,7 +242,9 @@ pub fn prepare(
 /// step `s + d_in`; a spike of step `t < s` with delay `d = s + d_in - t` writes it before
 /// that in one process, but at the end of its window on ranks. So the window is at most
 /// `d - d_in` for every synapse delay `d > d_in` onto an input's target: the sums, and the
-/// spike trains, stay bit-identical.
+/// spike trains, stay bit-identical. Spike generators add that way. Poisson inputs add their
+/// events in the step they arrive, after every spike for that step is in, so they would not
+/// need the bound; it is applied to every event input alike, which is conservative.
 pub fn exchange_window(spec: &NetworkSpec, reg: &myelin_engine::ModelRegistry) -> u64 {
     let mut window = u64::from(partition::min_delay_steps(spec)).max(1);
     for inp in &spec.inputs {
