@@ -79,6 +79,32 @@ fn store(x: __m256i) -> [u32; LANES] {
     v
 }
 
+/// The rounds on the counters `(c0, c1[l], c2, c3)`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn rounds_c1(c0: u32, c1: [u32; LANES], c2: u32, c3: u32, key: [u32; 2]) -> [__m256i; 4] {
+    rounds(
+        [
+            _mm256_set1_epi32(c0 as i32),
+            load(&c1),
+            _mm256_set1_epi32(c2 as i32),
+            _mm256_set1_epi32(c3 as i32),
+        ],
+        key,
+    )
+}
+
+/// Stores four vectors, one after the other.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_all(v: [__m256i; 4]) -> [u32; 4 * LANES] {
+    let mut out = [0u32; 4 * LANES];
+    for (chunk, v) in out.chunks_exact_mut(LANES).zip(v) {
+        chunk.copy_from_slice(&store(v));
+    }
+    out
+}
+
 /// [`super::philox_lanes`]: counters `(c0, c1[l], c2, c3)`, the four output words of each
 /// lane.
 #[target_feature(enable = "avx2")]
@@ -89,15 +115,7 @@ pub(super) fn philox_lanes(
     c3: u32,
     key: [u32; 2],
 ) -> [[u32; LANES]; 4] {
-    let x = rounds(
-        [
-            _mm256_set1_epi32(c0 as i32),
-            load(&c1),
-            _mm256_set1_epi32(c2 as i32),
-            _mm256_set1_epi32(c3 as i32),
-        ],
-        key,
-    );
+    let x = rounds_c1(c0, c1, c2, c3, key);
     x.map(|v| store(v))
 }
 
@@ -117,11 +135,7 @@ pub(super) fn stream_words(c: [u32; 4], key: [u32; 2]) -> [u32; 4 * LANES] {
         key,
     );
     let t = transpose(x);
-    let mut out = [0u32; 4 * LANES];
-    for (chunk, v) in out.chunks_exact_mut(LANES).zip(t) {
-        chunk.copy_from_slice(&store(v));
-    }
-    out
+    store_all(t)
 }
 
 /// Turns four vectors of word 0..3 of eight blocks into the blocks' words in block order:
@@ -157,15 +171,7 @@ pub(super) fn poisson_counts(
     key: [u32; 2],
     thresholds: &[u32],
 ) -> [u32; POISSON_BATCH] {
-    let x = rounds(
-        [
-            _mm256_set1_epi32(c0 as i32),
-            load(&c1),
-            _mm256_set1_epi32(c2 as i32),
-            _mm256_set1_epi32(c3 as i32),
-        ],
-        key,
-    );
+    let x = rounds_c1(c0, c1, c2, c3, key);
     // Neuron order, and the sign bit flipped so that a signed comparison orders the words
     // as unsigned numbers.
     let bias = _mm256_set1_epi32(i32::MIN);
@@ -186,9 +192,5 @@ pub(super) fn poisson_counts(
             *n = _mm256_sub_epi32(*n, a);
         }
     }
-    let mut out = [0u32; POISSON_BATCH];
-    for (chunk, v) in out.chunks_exact_mut(LANES).zip(n) {
-        chunk.copy_from_slice(&store(v));
-    }
-    out
+    store_all(n)
 }
