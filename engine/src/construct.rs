@@ -185,6 +185,9 @@ fn build_block(
     } = scratch;
     src.clear();
     syn.clear();
+    // Row lengths, counted while the sources are in cache.
+    let n_source = ctx.n_source as usize;
+    let mut row_ptr = vec![0u32; n_source + 1];
     for j in first.max(local.start)..last.min(local.end) {
         tmp.clear();
         let mut cs = Stream::new(seed, Purpose::Connect, id, j as u32, 0);
@@ -192,6 +195,9 @@ fn build_block(
         let mut ws = Stream::new(seed, Purpose::Weight, id, j as u32, 0);
         let mut ds = Stream::new(seed, Purpose::Delay, id, j as u32, 0);
         let t = (j - first) as u64;
+        for &s in tmp.iter() {
+            row_ptr[s as usize + 1] += 1;
+        }
         src.extend_from_slice(tmp);
         syn.extend(tmp.iter().map(|_| {
             let w = weight.sample(&mut ws) as f32;
@@ -201,12 +207,7 @@ fn build_block(
     }
     // Counting sort by source; stable, so each row keeps ascending target / draw order. The
     // scatter moves one word per synapse (three separate arrays would take three scattered
-    // writes), and the split into the block's arrays is sequential.
-    let n_source = ctx.n_source as usize;
-    let mut row_ptr = vec![0u32; n_source + 1];
-    for &s in src.iter() {
-        row_ptr[s as usize + 1] += 1;
-    }
+    // writes), and the split into the block's arrays is one sequential pass.
     for i in 0..n_source {
         row_ptr[i + 1] += row_ptr[i];
     }
@@ -219,12 +220,13 @@ fn build_block(
         sorted[*p as usize] = x;
         *p += 1;
     }
-    let t2 = sorted.iter().map(|&x| x as u16).collect();
-    let d2 = sorted.iter().map(|&x| (x >> 16) as u16).collect();
-    let w2 = sorted
-        .iter()
-        .map(|&x| f32::from_bits((x >> 32) as u32))
-        .collect();
+    let n = sorted.len();
+    let (mut t2, mut w2, mut d2) = (vec![0u16; n], vec![0f32; n], vec![0u16; n]);
+    for (((t, w), d), &x) in t2.iter_mut().zip(&mut w2).zip(&mut d2).zip(sorted.iter()) {
+        *t = x as u16;
+        *d = (x >> 16) as u16;
+        *w = f32::from_bits((x >> 32) as u32);
+    }
     SynapseBlock {
         row_ptr,
         target: t2,
