@@ -21,6 +21,7 @@ pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
     Arrival, CHANNELS, RingBlockMut, RingWriter, SynapticInput, add_row, channel_of, prefetch,
+    prefetch_span,
 };
 
 /// Number of target neurons per delivery block.

@@ -16,13 +16,12 @@ pub type Arrival = (u32, f32);
 
 /// Adds one row of synapses into a block's ring slots: synapse `k` adds `weight[k]` to block
 /// neuron `target[k]`, in the channel of the weight's sign, `delay[k]` slots after slot
-/// `now`. `ring`, `slots` and `block` are [`RingBlockMut::raw_mut`]'s. The inner loop that
-/// every delivery path shares (one process, and the ranks of a distributed run).
+/// `now`. `ring` and `slots` are [`RingBlockMut::raw_mut`]'s. The inner loop that every
+/// delivery path shares (one process, and the ranks of a distributed run).
 #[inline]
 pub fn add_row(
     ring: &mut RingWriter<'_>,
     slots: usize,
-    block: usize,
     now: usize,
     target: &[u16],
     weight: &[f32],
@@ -35,11 +34,7 @@ pub fn add_row(
         if slot >= slots {
             slot -= slots;
         }
-        ring.add(
-            slot,
-            channel_of(weight[k]) * block + usize::from(target[k]),
-            weight[k],
-        );
+        ring.add(slot, usize::from(target[k]), weight[k]);
     }
 }
 
@@ -59,6 +54,26 @@ pub fn prefetch<T>(x: *const T) {
     let _ = x;
 }
 
+/// Asks for every cache line of the `len` bytes from `start`.
+#[inline(always)]
+pub fn prefetch_bytes(start: *const u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let (first, end) = (start as usize, start as usize + len);
+    let mut line = first & !63;
+    while line < end {
+        prefetch(line as *const u8);
+        line += 64;
+    }
+}
+
+/// Asks for every cache line of `xs`.
+#[inline(always)]
+pub fn prefetch_span<T>(xs: &[T]) {
+    prefetch_bytes(xs.as_ptr().cast(), std::mem::size_of_val(xs));
+}
+
 /// Sums `list` into the slot's cells (`channel * block + neuron`), in list order.
 #[inline]
 fn fold(cells: &mut [f32], list: &[Arrival]) {
@@ -71,6 +86,7 @@ fn fold(cells: &mut [f32], list: &[Arrival]) {
 /// [`SynapticInput`]).
 pub struct RingWriter<'a> {
     pending: &'a mut [Vec<Arrival>],
+    block: usize,
 }
 
 impl RingWriter<'_> {
@@ -82,18 +98,15 @@ impl RingWriter<'_> {
         for list in self.pending.iter() {
             let tail = list.as_ptr().wrapping_add(list.len()).cast::<u8>();
             let room = (list.capacity() - list.len()) * std::mem::size_of::<Arrival>();
-            let mut off = 0;
-            while off < bytes.min(room) {
-                prefetch(tail.wrapping_add(off));
-                off += 64;
-            }
+            prefetch_bytes(tail, bytes.min(room));
         }
     }
 
-    /// Adds `w` at index `at` (`channel * block + neuron`) of slot `slot`.
+    /// Adds `w` for block neuron `j` to slot `slot`, in the channel of the weight's sign:
+    /// the one place an arrival is packed (`channel * block + j`).
     #[inline]
-    pub fn add(&mut self, slot: usize, at: usize, w: f32) {
-        self.pending[slot].push((at as u32, w));
+    pub fn add(&mut self, slot: usize, j: usize, w: f32) {
+        self.pending[slot].push(((channel_of(w) * self.block + j) as u32, w));
     }
 }
 
@@ -197,20 +210,16 @@ impl SynapticInput {
         self.slots * CHANNELS * self.block
     }
 
-    /// Index into `data` of neuron `i`, channel `ch`, for an arrival at step `arrival`.
-    #[inline]
-    pub fn index(&self, i: usize, ch: usize, arrival: u64) -> usize {
-        let (b, j) = (i / self.block, i % self.block);
-        let slot = (arrival % self.slots as u64) as usize;
-        b * self.block_len() + (slot * CHANNELS + ch) * self.block + j
-    }
-
     /// Adds weight `w` for neuron `i` arriving at step `arrival` (channel by sign).
     #[inline]
     pub fn add(&mut self, i: usize, arrival: u64, w: f32) {
         let (b, j) = (i / self.block, i % self.block);
         let slot = (arrival % self.slots as u64) as usize;
-        self.pending[b * self.slots + slot].push(((channel_of(w) * self.block + j) as u32, w));
+        RingWriter {
+            pending: &mut self.pending[b * self.slots..(b + 1) * self.slots],
+            block: self.block,
+        }
+        .add(slot, j, w);
     }
 
     /// One mutable view per block.
@@ -239,7 +248,7 @@ impl<'a> RingBlockMut<'a> {
     #[inline]
     pub fn add(&mut self, j: usize, arrival: u64, w: f32) {
         let slot = (arrival % self.slots as u64) as usize;
-        self.pending[slot].push(((channel_of(w) * self.block + j) as u32, w));
+        self.raw_mut().0.add(slot, j, w);
     }
 
     /// The slot of step `step` as `(excitatory, inhibitory)` slices of the block's length,
@@ -252,9 +261,7 @@ impl<'a> RingBlockMut<'a> {
         if !self.pending[slot].is_empty() {
             // The cells were last touched a ring period ago: fetch them all before the
             // scattered additions, rather than miss on each line in turn.
-            for line in cells.chunks(64 / std::mem::size_of::<f32>()) {
-                prefetch(line.as_ptr());
-            }
+            prefetch_span(cells);
         }
         fold(cells, &self.pending[slot]);
         self.pending[slot].clear();
@@ -263,16 +270,15 @@ impl<'a> RingBlockMut<'a> {
     }
 
     /// The block's pending-arrival lists, for kernels that add with a precomputed slot
-    /// (`RingWriter::add(slot, channel * block + j, w)`), with the slot count and the block
-    /// size.
+    /// (`RingWriter::add(slot, j, w)`), with the slot count.
     #[inline]
-    pub fn raw_mut(&mut self) -> (RingWriter<'_>, usize, usize) {
+    pub fn raw_mut(&mut self) -> (RingWriter<'_>, usize) {
         (
             RingWriter {
                 pending: self.pending,
+                block: self.block,
             },
             self.slots,
-            self.block,
         )
     }
 }

@@ -468,7 +468,7 @@ type Incoming<'a> = (&'a Connectivity, &'a [Option<CompactRows>], &'a [u32]);
 #[inline]
 fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) {
     let b = ring.index;
-    let (mut data, slots, block) = ring.raw_mut();
+    let (mut data, slots) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
     for (conn, rows, sources) in list {
         let Some(c) = &rows[b] else { continue };
@@ -488,7 +488,7 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
                 &blk.weight[row.clone()],
                 &blk.delay[row],
             );
-            add_row(&mut data, slots, block, now, t, w, d);
+            add_row(&mut data, slots, now, t, w, d);
         }
     }
 }

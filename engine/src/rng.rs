@@ -175,7 +175,7 @@ pub fn poisson_counts_lanes(
     if x86::available() {
         #[expect(unsafe_code, reason = "calls an AVX2 function")]
         // SAFETY: the CPU has AVX2.
-        return unsafe { x86::poisson_counts(GROUPED_BLOCK, c1, c2, c3, key, thresholds) };
+        return unsafe { x86::poisson_counts(c1, c2, c3, key, thresholds) };
     }
     poisson_counts_portable(c1, c2, c3, key, thresholds)
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use myelin_components::{Connectivity, RingBlockMut, Spikes, SynapticInput, add_row, prefetch};
+use myelin_components::{
+    Connectivity, RingBlockMut, Spikes, SynapticInput, add_row, prefetch, prefetch_span,
+};
 use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
 use rayon::prelude::*;
@@ -78,18 +80,6 @@ const ROW_AHEAD: usize = 4;
 /// How many bytes of each slot's list delivery fetches before it starts a block.
 const LIST_AHEAD_BYTES: usize = 256;
 
-/// Asks for every cache line of `xs`.
-#[inline(always)]
-fn prefetch_span<T>(xs: &[T]) {
-    let Some(last) = xs.last() else { return };
-    let (first, last) = (xs.as_ptr() as usize, last as *const T as usize);
-    let mut line = first & !63;
-    while line <= last {
-        prefetch(line as *const u8);
-        line += 64;
-    }
-}
-
 /// Asks for every cache line of source `i`'s row in `blk`.
 #[inline(always)]
 fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
@@ -105,7 +95,7 @@ fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
 #[inline]
 pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
     let b = ring.index;
-    let (mut data, slots, block) = ring.raw_mut();
+    let (mut data, slots) = ring.raw_mut();
     let now = (step % slots as u64) as usize;
     data.prefetch_tails(LIST_AHEAD_BYTES);
     // The rows in delivery order: each projection's spiking sources in ascending order.
@@ -140,6 +130,6 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
             &blk.weight[row.clone()],
             &blk.delay[row],
         );
-        add_row(&mut data, slots, block, now, t, w, d);
+        add_row(&mut data, slots, now, t, w, d);
     }
 }

@@ -1,7 +1,8 @@
 //! Philox4x32-10 on eight counters at once with AVX2, chosen at run time: the same words as
-//! [`super::philox4x32_10`] on each counter, bit for bit (integer arithmetic only), in about
-//! a fifth of the time of the portable lock-step code, which the compiler can only give
-//! SSE2 (two 32-bit products per instruction, and not enough registers for eight lanes).
+//! [`super::philox4x32_10`] on each counter, bit for bit (integer arithmetic only). The
+//! portable lock-step code compiles to SSE2 only (two 32-bit products per instruction, and
+//! register spills for eight lanes); with this module the microcircuit's Poisson input phase
+//! took about half the time (docs/performance.md).
 //!
 //! Every function here needs AVX2; [`available`] says whether the CPU has it, and the
 //! callers in [`super`] fall back to the portable code when it does not.
@@ -18,7 +19,7 @@ use std::arch::x86_64::{
     _mm256_unpacklo_epi64, _mm256_xor_si256,
 };
 
-use super::{LANES, M0, M1, POISSON_BATCH, W0, W1};
+use super::{GROUPED_BLOCK, LANES, M0, M1, POISSON_BATCH, W0, W1};
 
 /// Whether this CPU runs the functions of this module (checked once, then cached by std).
 #[inline]
@@ -160,18 +161,18 @@ fn transpose(x: [__m256i; 4]) -> [__m256i; 4] {
 }
 
 /// [`super::poisson_counts_lanes`] after its key: the counts of the 32 neurons whose words
-/// are those of the blocks `(c0, c1[l], c2, c3)`, neuron `4 l + w` taking word `w` of block
-/// `l`. Stops counting at the first threshold that no word exceeds (thresholds ascend).
+/// are those of the blocks `(GROUPED_BLOCK, c1[l], c2, c3)`, neuron `4 l + w` taking word
+/// `w` of block `l`. Stops counting at the first threshold that no word exceeds (thresholds
+/// ascend).
 #[target_feature(enable = "avx2")]
 pub(super) fn poisson_counts(
-    c0: u32,
     c1: [u32; LANES],
     c2: u32,
     c3: u32,
     key: [u32; 2],
     thresholds: &[u32],
 ) -> [u32; POISSON_BATCH] {
-    let x = rounds_c1(c0, c1, c2, c3, key);
+    let x = rounds_c1(GROUPED_BLOCK, c1, c2, c3, key);
     // Neuron order, and the sign bit flipped so that a signed comparison orders the words
     // as unsigned numbers.
     let bias = _mm256_set1_epi32(i32::MIN);

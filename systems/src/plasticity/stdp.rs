@@ -12,7 +12,7 @@
 //! it) depresses it; then the new weight is transmitted and the presynaptic trace takes the
 //! new spike.
 
-use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, TraceKind, channel_of};
+use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, TraceKind};
 use myelin_engine::{
     ParamIssue, ParamSpec, Params, PlasticStep, PlasticSynapses, PlasticityKernel, PlasticityRule,
     Range, VarSpec,
@@ -283,7 +283,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
     ring: &mut RingBlockMut<'_>,
 ) {
     let stamp = at.step + 1;
-    let (mut data, slots, block) = ring.raw_mut();
+    let (mut data, slots) = ring.raw_mut();
     let now = (at.step % slots as u64) as usize;
     let (t_last, from) = (pre.steps[T_LAST], pre.steps[FROM]);
     let kplus = if P == ALL_TO_ALL {
@@ -359,7 +359,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
             if slot >= slots {
                 slot -= slots;
             }
-            data.add(slot, channel_of(w) * block + t, w);
+            data.add(slot, t, w);
         }
     }
 }
