@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use myelin::engine::rng::{Purpose, Stream};
-use myelin_components::{Connectivity, SynapseBlock, SynapticInput, channel_of};
+use myelin_components::{Connectivity, Synapse, SynapseBlock, SynapticInput, channel_of};
 
 const BLOCK: usize = 1024;
 const BLOCKS: usize = 38;
@@ -45,12 +45,17 @@ fn setup() -> Setup {
             b.row_ptr.push(0);
             for _ in 0..SOURCES {
                 for _ in 0..ROW {
-                    b.target.push(s.below(BLOCK as u32) as u16);
+                    let target = s.below(BLOCK as u32) as u16;
                     let w = 87.8 + 8.8 * s.normal() as f32;
-                    b.weight.push(if s.below(5) == 0 { -4.0 * w } else { w });
-                    b.delay.push(1 + s.below(MAX_DELAY as u32) as u16);
+                    let weight = if s.below(5) == 0 { -4.0 * w } else { w };
+                    let delay = 1 + s.below(MAX_DELAY as u32) as u16;
+                    b.synapses.push(Synapse {
+                        target,
+                        delay,
+                        weight,
+                    });
                 }
-                b.row_ptr.push(b.target.len() as u32);
+                b.row_ptr.push(b.synapses.len() as u32);
             }
             Connectivity {
                 blocks: vec![b],
@@ -107,11 +112,9 @@ fn delivery(c: &mut Criterion) {
         .flat_map(|c| {
             let b = &c.blocks[0];
             st.spikes.iter().flat_map(move |&i| {
-                let r = b.row(i as usize);
-                b.target[r.clone()]
+                b.row_synapses(i as usize)
                     .iter()
-                    .zip(&b.weight[r])
-                    .map(|(&t, &w)| (t, w))
+                    .map(|s| (s.target, s.weight))
             })
         })
         .collect();
@@ -132,11 +135,10 @@ fn delivery(c: &mut Criterion) {
             for c in &st.conns {
                 let b = &c.blocks[0];
                 for &i in &st.spikes {
-                    let r = b.row(i as usize);
-                    for k in r {
-                        sum += b.weight[k];
-                        dsum += u32::from(b.delay[k]);
-                        tsum += u32::from(b.target[k]);
+                    for s in b.row_synapses(i as usize) {
+                        sum += s.weight;
+                        dsum += u32::from(s.delay);
+                        tsum += u32::from(s.target);
                     }
                 }
             }

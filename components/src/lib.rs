@@ -9,7 +9,7 @@ mod projection;
 mod recording;
 mod synaptic_input;
 
-pub use connectivity::{Connectivity, SynapseBlock};
+pub use connectivity::{Connectivity, Synapse, SynapseBlock};
 pub use input::{DcInput, PoissonInput, SpikeGeneratorInput};
 pub use neuron_state::{NeuronBlockMut, NeuronState};
 pub use plasticity::{

@@ -2,7 +2,7 @@
 //!
 //! A learning rule is a component on a projection entity (the rule itself, in the engine),
 //! its state is [`PlasticityState`]: per-synapse variables stored beside the weights (one
-//! `f32` column per block, aligned with [`crate::SynapseBlock::weight`]), per-source-neuron
+//! `f32` column per block, aligned with [`crate::SynapseBlock::synapses`]), per-source-neuron
 //! variables, and what the rule sees of its target population's spikes ([`PostSpikes`]).
 
 use bevy_ecs::prelude::*;

@@ -1,5 +1,7 @@
 use bevy_ecs::prelude::*;
 
+use crate::Synapse;
+
 /// Number of synaptic input channels per neuron: 0 excitatory (weight >= 0),
 /// 1 inhibitory (weight < 0), routed by the sign of the weight as NEST does.
 pub const CHANNELS: usize = 2;
@@ -14,27 +16,18 @@ pub fn channel_of(w: f32) -> usize {
 /// weight.
 pub type Arrival = (u32, f32);
 
-/// Adds one row of synapses into a block's ring slots: synapse `k` adds `weight[k]` to block
-/// neuron `target[k]`, in the channel of the weight's sign, `delay[k]` slots after slot
-/// `now`. `ring` and `slots` are [`RingBlockMut::raw_mut`]'s. The inner loop that every
-/// delivery path shares (one process, and the ranks of a distributed run).
+/// Adds one row of synapses into a block's ring slots: each synapse adds its weight to its
+/// block neuron, in the channel of the weight's sign, `delay` slots after slot `now`.
+/// `ring` and `slots` are [`RingBlockMut::raw_mut`]'s. The inner loop that every delivery
+/// path shares (one process, and the ranks of a distributed run).
 #[inline]
-pub fn add_row(
-    ring: &mut RingWriter<'_>,
-    slots: usize,
-    now: usize,
-    target: &[u16],
-    weight: &[f32],
-    delay: &[u16],
-) {
-    let n = target.len();
-    let (weight, delay) = (&weight[..n], &delay[..n]);
-    for k in 0..n {
-        let mut slot = now + usize::from(delay[k]);
+pub fn add_row(ring: &mut RingWriter<'_>, slots: usize, now: usize, row: &[Synapse]) {
+    for s in row {
+        let mut slot = now + usize::from(s.delay);
         if slot >= slots {
             slot -= slots;
         }
-        ring.add(slot, usize::from(target[k]), weight[k]);
+        ring.add(slot, usize::from(s.target), s.weight);
     }
 }
 

@@ -483,12 +483,7 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
                 continue;
             }
             let row = c.ptr[at] as usize..c.ptr[at + 1] as usize;
-            let (t, w, d) = (
-                &blk.target[row.clone()],
-                &blk.weight[row.clone()],
-                &blk.delay[row],
-            );
-            add_row(&mut data, slots, now, t, w, d);
+            add_row(&mut data, slots, now, &blk.synapses[row]);
         }
     }
 }

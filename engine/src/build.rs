@@ -49,9 +49,8 @@ pub struct SuppliedConnectivity(pub BTreeMap<usize, Connectivity>);
 
 /// Checks that `conn` is a well-formed connectivity from `n_source` neurons onto
 /// `n_target` neurons in blocks of `block`: one block per target block, `n_source + 1`
-/// ascending row pointers per block ending at the block's synapse count, equal-length
-/// synapse arrays, block-local targets inside their block and delays of at least one
-/// step. Returns the longest delay [steps]; the error says what does not fit.
+/// ascending row pointers per block ending at the block's synapse count, block-local
+/// targets inside their block and delays of at least one step. Returns the longest delay [steps]; the error says what does not fit.
 pub fn check_connectivity(
     conn: &Connectivity,
     n_source: usize,
@@ -82,14 +81,7 @@ pub fn check_connectivity(
 
 /// [`check_connectivity`] for one block of `len` targets; returns its longest delay.
 fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, String> {
-    let n = blk.target.len();
-    if blk.weight.len() != n || blk.delay.len() != n {
-        return Err(format!(
-            "{n} targets but {} weights and {} delays",
-            blk.weight.len(),
-            blk.delay.len()
-        ));
-    }
+    let n = blk.len();
     if blk.row_ptr.len() != n_source + 1 {
         return Err(format!(
             "{} row pointers for {n_source} source neurons (expected {})",
@@ -105,13 +97,13 @@ fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, S
     if blk.row_ptr.windows(2).any(|w| w[0] > w[1]) {
         return Err("row pointers are not ascending".into());
     }
-    if let Some(&t) = blk.target.iter().find(|&&t| usize::from(t) >= len) {
+    if let Some(t) = blk.targets().find(|&t| usize::from(t) >= len) {
         return Err(format!("target {t} is outside the block of {len} neurons"));
     }
-    if blk.delay.contains(&0) {
+    if blk.delays().any(|d| d == 0) {
         return Err("a delay of 0 steps (delays are at least one step)".into());
     }
-    Ok(blk.delay.iter().copied().max().unwrap_or(1))
+    Ok(blk.delays().max().unwrap_or(1))
 }
 
 /// The neurons of each population (scene order) whose incoming synapses this process
@@ -420,8 +412,8 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             let (mut sources, mut tgts) = (Vec::new(), Vec::new());
             for (b, blk) in conn.blocks.iter().enumerate() {
                 for i in 0..conn.n_source {
-                    for k in blk.row(i) {
-                        let t = b * DELIVERY_BLOCK + usize::from(blk.target[k]);
+                    for s in blk.row_synapses(i) {
+                        let t = b * DELIVERY_BLOCK + usize::from(s.target);
                         if mask.as_ref().is_none_or(|m| m[t]) {
                             sources.push(i as u32);
                             tgts.push(t as u32);

@@ -2,7 +2,7 @@
 //! target drawing from its own streams; the engine packs the answers into target-blocked
 //! compressed rows, block-parallel.
 
-use myelin_components::{Connectivity, SynapseBlock};
+use myelin_components::{Connectivity, Synapse, SynapseBlock};
 use rayon::prelude::*;
 
 use crate::network::Dist;
@@ -138,7 +138,7 @@ pub fn build_connectivity_local(
                 return (SynapseBlock::default(), 1);
             }
             let blk = build_block(rule, ctx, weight, delay, dt, first, last, &local, scratch);
-            let longest = blk.delay.iter().copied().max().unwrap_or(1);
+            let longest = blk.delays().max().unwrap_or(1);
             (blk, longest)
         })
         .unzip();
@@ -156,8 +156,7 @@ pub fn build_connectivity_local(
 #[derive(Default)]
 struct Scratch {
     src: Vec<u32>,
-    syn: Vec<u64>,
-    sorted: Vec<u64>,
+    syn: Vec<Synapse>,
     fill: Vec<u32>,
     tmp: Vec<u32>,
 }
@@ -174,12 +173,10 @@ fn build_block(
     scratch: &mut Scratch,
 ) -> SynapseBlock {
     let (seed, id) = (ctx.seed, ctx.projection);
-    // Each synapse as its source and (target | delay << 16 | weight bits << 32), in target
-    // order.
+    // Each synapse as its source and the synapse itself, in target order.
     let Scratch {
         src,
         syn,
-        sorted,
         fill,
         tmp,
     } = scratch;
@@ -194,45 +191,31 @@ fn build_block(
         rule.sources(j as u32, &mut cs, tmp);
         let mut ws = Stream::new(seed, Purpose::Weight, id, j as u32, 0);
         let mut ds = Stream::new(seed, Purpose::Delay, id, j as u32, 0);
-        let t = (j - first) as u64;
+        let target = (j - first) as u16;
         for &s in tmp.iter() {
             row_ptr[s as usize + 1] += 1;
         }
         src.extend_from_slice(tmp);
-        syn.extend(tmp.iter().map(|_| {
-            let w = weight.sample(&mut ws) as f32;
-            let d = delay_steps(delay.sample(&mut ds), dt);
-            t | u64::from(d) << 16 | u64::from(w.to_bits()) << 32
+        syn.extend(tmp.iter().map(|_| Synapse {
+            target,
+            weight: weight.sample(&mut ws) as f32,
+            delay: delay_steps(delay.sample(&mut ds), dt),
         }));
     }
     // Counting sort by source; stable, so each row keeps ascending target / draw order. The
-    // scatter moves one word per synapse (three separate arrays would take three scattered
-    // writes), and the split into the block's arrays is one sequential pass.
+    // scatter moves one 8-byte synapse straight into its place in the block.
     for i in 0..n_source {
         row_ptr[i + 1] += row_ptr[i];
     }
     fill.clear();
     fill.extend_from_slice(&row_ptr);
-    sorted.clear();
-    sorted.resize(syn.len(), 0);
+    let mut synapses = vec![Synapse::default(); syn.len()];
     for (&s, &x) in src.iter().zip(syn.iter()) {
         let p = &mut fill[s as usize];
-        sorted[*p as usize] = x;
+        synapses[*p as usize] = x;
         *p += 1;
     }
-    let n = sorted.len();
-    let (mut t2, mut w2, mut d2) = (vec![0u16; n], vec![0f32; n], vec![0u16; n]);
-    for (((t, w), d), &x) in t2.iter_mut().zip(&mut w2).zip(&mut d2).zip(sorted.iter()) {
-        *t = x as u16;
-        *d = (x >> 16) as u16;
-        *w = f32::from_bits((x >> 32) as u32);
-    }
-    SynapseBlock {
-        row_ptr,
-        target: t2,
-        weight: w2,
-        delay: d2,
-    }
+    SynapseBlock { row_ptr, synapses }
 }
 
 #[cfg(test)]

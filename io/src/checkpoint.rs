@@ -611,7 +611,7 @@ fn read_blocks(
 pub fn connectivity_from_blocks(blocks: Vec<SynapseBlock>, n_source: usize) -> Connectivity {
     let max_delay = blocks
         .iter()
-        .flat_map(|b| b.delay.iter().copied())
+        .flat_map(SynapseBlock::delays)
         .max()
         .unwrap_or(1);
     Connectivity {

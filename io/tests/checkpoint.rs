@@ -8,7 +8,7 @@ use bevy_ecs::entity::Entity;
 use bevy_ecs::world::World;
 use myelin_components::{
     Connectivity, DcInput, NeuronBlockMut, NeuronState, PoissonInput, Population, Projection,
-    SpikeGeneratorInput, SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock,
+    SpikeGeneratorInput, SpikeRecorder, Spikes, StableId, StateRecorder, Synapse, SynapseBlock,
     SynapticInput,
 };
 use myelin_engine::{
@@ -81,9 +81,14 @@ fn block(n_source: usize, rows: &[(u32, u16, f32, u16)]) -> SynapseBlock {
     }
     SynapseBlock {
         row_ptr,
-        target: rows.iter().map(|r| r.1).collect(),
-        weight: rows.iter().map(|r| r.2).collect(),
-        delay: rows.iter().map(|r| r.3).collect(),
+        synapses: rows
+            .iter()
+            .map(|&(_, target, weight, delay)| Synapse {
+                target,
+                delay,
+                weight,
+            })
+            .collect(),
     }
 }
 

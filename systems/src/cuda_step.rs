@@ -269,9 +269,9 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             row_base.push(row_ptr.len() as u64);
             syn_base.push(tgt.len() as u64);
             row_ptr.extend_from_slice(&b.row_ptr);
-            tgt.extend_from_slice(&b.target);
-            weight.extend_from_slice(&b.weight);
-            delay.extend_from_slice(&b.delay);
+            tgt.extend(b.targets());
+            weight.extend(b.weights());
+            delay.extend(b.delays());
         }
         if tgt.is_empty() {
             continue;

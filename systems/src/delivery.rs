@@ -83,10 +83,7 @@ const LIST_AHEAD_BYTES: usize = 256;
 /// Asks for every cache line of source `i`'s row in `blk`.
 #[inline(always)]
 fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
-    let row = blk.row(i);
-    prefetch_span(&blk.target[row.clone()]);
-    prefetch_span(&blk.weight[row.clone()]);
-    prefetch_span(&blk.delay[row]);
+    prefetch_span(blk.row_synapses(i));
 }
 
 /// The delivery kernel of one target block: for each projection and each of its spiking
@@ -124,12 +121,6 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
         if let Some((ahead, j)) = row_ahead.next() {
             prefetch_row(ahead, j);
         }
-        let row = blk.row(i);
-        let (t, w, d) = (
-            &blk.target[row.clone()],
-            &blk.weight[row.clone()],
-            &blk.delay[row],
-        );
-        add_row(&mut data, slots, now, t, w, d);
+        add_row(&mut data, slots, now, blk.row_synapses(i));
     }
 }

@@ -9,11 +9,11 @@ use bevy_ecs::world::World;
 use myelin_components::{
     CHANNELS, Column, Connectivity, DELIVERY_BLOCK, DcInput, NeuronState, PlasticityState,
     PoissonInput, Population, Projection, SpikeGeneratorInput, SpikeRecorder, Spikes, StableId,
-    StateRecorder, SynapseBlock, SynapseColumn, SynapticInput, WeightRecorder,
+    StateRecorder, Synapse, SynapseBlock, SynapseColumn, SynapticInput, WeightRecorder,
 };
 use myelin_engine::{ModelRegistry, PopulationIndex, RunSeed, SimClock, SuppliedConnectivity};
 
-use super::tree::{Array, Attr, Attrs, Tree};
+use super::tree::{Array, Attr, Attrs, SynapseField, Tree};
 use super::{
     CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, RunInfo, StoredProjection, attrs,
 };
@@ -734,19 +734,19 @@ fn capture_projections<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
             t.dataset(
                 &format!("{bat}/targets"),
                 vec![n],
-                Array::U16(Cow::Borrowed(&blk.target)),
+                Array::Synapses(&blk.synapses, SynapseField::Target),
                 Attrs::new(),
             );
             t.dataset(
                 &format!("{bat}/weights"),
                 vec![n],
-                Array::F32(Cow::Borrowed(&blk.weight)),
+                Array::Synapses(&blk.synapses, SynapseField::Weight),
                 attrs([("unit", "pA or mV (the target model's input unit)".into())]),
             );
             t.dataset(
                 &format!("{bat}/delays"),
                 vec![n],
-                Array::U16(Cow::Borrowed(&blk.delay)),
+                Array::Synapses(&blk.synapses, SynapseField::Delay),
                 attrs([("unit", "steps".into())]),
             );
         }
@@ -1203,12 +1203,19 @@ fn decode_projection(
         let row_ptr = take_u32(r, &format!("{bat}/row_ptr"), Some(n_source + 1))?;
         let target = take_u16(r, &format!("{bat}/targets"), None)?;
         let n = target.len();
-        blocks.push(SynapseBlock {
-            row_ptr,
-            target,
-            weight: take_f32(r, &format!("{bat}/weights"), Some(n))?,
-            delay: take_u16(r, &format!("{bat}/delays"), Some(n))?,
-        });
+        let weight = take_f32(r, &format!("{bat}/weights"), Some(n))?;
+        let delay = take_u16(r, &format!("{bat}/delays"), Some(n))?;
+        let synapses = target
+            .into_iter()
+            .zip(weight)
+            .zip(delay)
+            .map(|((target, weight), delay)| Synapse {
+                target,
+                delay,
+                weight,
+            })
+            .collect();
+        blocks.push(SynapseBlock { row_ptr, synapses });
     }
     let pat = format!("{at}/plasticity");
     let plasticity = match r.attr(&pat, "rule") {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use hdf5::types::{FixedUnicode, FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
 use hdf5::{Dataset, Group, H5Type, Location, LocationType};
+use myelin_components::Synapse;
 use ndarray::{ArrayViewD, IxDyn};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -36,6 +37,36 @@ pub(crate) enum Array<'a> {
     F32(Cow<'a, [f32]>),
     /// Double-precision floats.
     F64(Cow<'a, [f64]>),
+    /// One field of a block's synapses, a `u16` or `f32` column like the others in the
+    /// file and the digest; taken out of the synapses only while it is digested or written,
+    /// so capturing a network holds no second copy of its connectivity.
+    Synapses(&'a [Synapse], SynapseField),
+}
+
+/// A field of [`Synapse`], stored as its own dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SynapseField {
+    /// The block-local targets (`u16`).
+    Target,
+    /// The delays in steps (`u16`).
+    Delay,
+    /// The weights (`f32`).
+    Weight,
+}
+
+/// Elements a field is taken out in at a time, for its digest.
+const FIELD_CHUNK: usize = 1 << 14;
+
+impl SynapseField {
+    /// The column of `syn`'s values of this field, as little-endian bytes.
+    fn le_bytes(self, syn: &[Synapse], out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Self::Target => syn.iter().for_each(|s| out.extend(s.target.to_le_bytes())),
+            Self::Delay => syn.iter().for_each(|s| out.extend(s.delay.to_le_bytes())),
+            Self::Weight => syn.iter().for_each(|s| out.extend(s.weight.to_le_bytes())),
+        }
+    }
 }
 
 impl Array<'_> {
@@ -48,6 +79,8 @@ impl Array<'_> {
             Self::U64(_) => "u64",
             Self::F32(_) => "f32",
             Self::F64(_) => "f64",
+            Self::Synapses(_, SynapseField::Weight) => "f32",
+            Self::Synapses(..) => "u16",
         }
     }
 
@@ -60,6 +93,7 @@ impl Array<'_> {
             Self::U64(v) => v.len(),
             Self::F32(v) => v.len(),
             Self::F64(v) => v.len(),
+            Self::Synapses(v, _) => v.len(),
         }
     }
 
@@ -72,6 +106,14 @@ impl Array<'_> {
             Self::U64(v) => le_digest(v),
             Self::F32(v) => le_digest(v),
             Self::F64(v) => le_digest(v),
+            Self::Synapses(v, field) => {
+                let (mut h, mut buf) = (Sha256::new(), Vec::new());
+                for chunk in v.chunks(FIELD_CHUNK) {
+                    field.le_bytes(chunk, &mut buf);
+                    h.update(&buf);
+                }
+                h.finalize().into()
+            }
         }
     }
 }
@@ -305,6 +347,18 @@ fn write_dataset(root: &Group, path: &str, node: &Node<'_>) -> hdf5::Result<Data
         Array::U64(v) => write_array(root, name, &node.shape, v),
         Array::F32(v) => write_array(root, name, &node.shape, v),
         Array::F64(v) => write_array(root, name, &node.shape, v),
+        Array::Synapses(v, SynapseField::Target) => {
+            let col: Vec<u16> = v.iter().map(|s| s.target).collect();
+            write_array(root, name, &node.shape, &col)
+        }
+        Array::Synapses(v, SynapseField::Delay) => {
+            let col: Vec<u16> = v.iter().map(|s| s.delay).collect();
+            write_array(root, name, &node.shape, &col)
+        }
+        Array::Synapses(v, SynapseField::Weight) => {
+            let col: Vec<f32> = v.iter().map(|s| s.weight).collect();
+            write_array(root, name, &node.shape, &col)
+        }
     }
 }
 

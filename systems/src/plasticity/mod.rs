@@ -378,7 +378,7 @@ pub fn record_weights(
         r.values.reserve(r.n_synapses);
         for (b, blk) in conn.blocks.iter().enumerate() {
             match &r.mask {
-                None => r.values.extend_from_slice(&blk.weight),
+                None => r.values.extend(blk.weights()),
                 Some(m) => {
                     let first = b * DELIVERY_BLOCK;
                     let last = (first + DELIVERY_BLOCK).min(m.len());
@@ -386,11 +386,10 @@ pub fn record_weights(
                         continue;
                     }
                     r.values.extend(
-                        blk.target
+                        blk.synapses
                             .iter()
-                            .zip(&blk.weight)
-                            .filter(|(t, _)| m[first + usize::from(**t)])
-                            .map(|(_, w)| *w),
+                            .filter(|s| m[first + usize::from(s.target)])
+                            .map(|s| s.weight),
                     );
                 }
             }

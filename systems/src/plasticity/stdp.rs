@@ -307,8 +307,8 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in row {
-            let t = usize::from(blk.target[k]);
-            let d = u64::from(blk.delay[k]);
+            let t = usize::from(blk.synapses[k].target);
+            let d = u64::from(blk.synapses[k].delay);
             let (lo, hi) = (fr.saturating_sub(d), stamp.saturating_sub(d));
             // Most windows hold no or only the latest spike: decided from the dense tail,
             // without a look into the history.
@@ -336,7 +336,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
             let w = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(blk.weight[k]),
+                f64::from(blk.synapses[k].weight),
                 spikes,
                 d,
                 tl,
@@ -344,7 +344,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
                 s,
                 Some(kminus),
             ) as f32;
-            blk.weight[k] = w;
+            blk.synapses[k].weight = w;
             // After the pairing, the per-synapse state takes the new presynaptic spike.
             if let Some(c) = state.as_mut() {
                 match P {
@@ -413,18 +413,18 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in blk.row(i) {
-            let t = usize::from(blk.target[k]);
-            let d = u64::from(blk.delay[k]);
+            let t = usize::from(blk.synapses[k].target);
+            let d = u64::from(blk.synapses[k].delay);
             let hist = &post.history[t];
             let (b, e) = window(hist, fr.saturating_sub(d), until.saturating_sub(d));
             if b == e {
                 continue;
             }
             let s = state.as_mut().map(|c| &mut c[k]);
-            blk.weight[k] = pair::<W, P>(
+            blk.synapses[k].weight = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(blk.weight[k]),
+                f64::from(blk.synapses[k].weight),
                 &hist[b..e],
                 d,
                 tl,
