@@ -20,8 +20,8 @@ pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
-    Arrival, CHANNELS, RingBlockMut, RingWriter, SynapticInput, add_row, channel_of, prefetch,
-    prefetch_span,
+    Arrival, CHANNELS, MAX_RING_BLOCK, RingBlockMut, RingWriter, SynapticInput, add_row,
+    channel_of, prefetch, prefetch_span,
 };
 
 /// Number of target neurons per delivery block.
@@ -33,6 +33,7 @@ pub use synaptic_input::{
 /// spikes are delivered into it. Must not exceed `u16::MAX + 1` (targets are stored as
 /// `u16` block-local indices).
 pub const DELIVERY_BLOCK: usize = 1024;
+const _: () = assert!(DELIVERY_BLOCK <= MAX_RING_BLOCK);
 
 /// Number of blocks needed for `n` neurons.
 pub fn block_count(n: usize) -> usize {
