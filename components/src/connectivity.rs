@@ -33,6 +33,8 @@ pub struct Synapse {
     pub weight: f32,
 }
 
+const _: () = assert!(std::mem::size_of::<Synapse>() == 8);
+
 /// The synapses of one projection onto one block of target neurons.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SynapseBlock {

@@ -23,6 +23,8 @@ pub struct Arrival {
     w: f32,
 }
 
+const _: () = assert!(std::mem::size_of::<Arrival>() == 6);
+
 /// The most neurons a ring block may have: an arrival's index is a `u16`.
 pub const MAX_RING_BLOCK: usize = (u16::MAX as usize + 1) / CHANNELS;
 
