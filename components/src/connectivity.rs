@@ -20,8 +20,8 @@ pub struct Connectivity {
 ///
 /// Delivery reads every field of every synapse of a spiking row, and rows are scattered
 /// over gigabytes: one array of whole synapses touches the fewest cache lines per row (a
-/// row of 51 synapses touches ~7.4 lines, where three arrays of the same fields touch
-/// ~9.4).
+/// row of 51 synapses touches ~7.3 lines, where three arrays of the same fields touch
+/// ~9.3).
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Synapse {
