@@ -20,7 +20,7 @@ pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
-    Arrival, CHANNELS, MAX_RING_BLOCK, RingBlockMut, RingWriter, SynapticInput, add_row,
+    Arrival, CHANNELS, MAX_RING_BLOCK, ROW_AHEAD, RingBlockMut, RingWriter, SynapticInput,
     channel_of, prefetch, prefetch_span,
 };
 
@@ -28,10 +28,10 @@ pub use synaptic_input::{
 ///
 /// Connectivity, ring buffers and neuron updates are all split into blocks of this many
 /// neurons. The value fixes the network layout (not the thread count), so results do not
-/// depend on how many threads process the blocks. A block's ring buffer
-/// (`slots * CHANNELS * DELIVERY_BLOCK * 4` bytes, 0.5 MiB for 64 slots) stays in L2 while
-/// spikes are delivered into it. Must not exceed `u16::MAX + 1` (targets are stored as
-/// `u16` block-local indices).
+/// depend on how many threads process the blocks. One slot of a block's ring
+/// (`CHANNELS * DELIVERY_BLOCK * 4` bytes, 8 KiB) stays in L1 while its pending arrivals are
+/// summed into it. Must not exceed [`MAX_RING_BLOCK`] (an arrival's index in
+/// its slot, `channel * block + neuron`, is a `u16`; checked at compile time).
 pub const DELIVERY_BLOCK: usize = 1024;
 const _: () = assert!(DELIVERY_BLOCK <= MAX_RING_BLOCK);
 

@@ -13,8 +13,8 @@ pub fn channel_of(w: f32) -> usize {
 }
 
 /// One pending arrival: the index within its slot (`channel * block + neuron`) and the
-/// weight, in 6 bytes (unaligned; every x86-64 and AArch64 core loads such a float at full
-/// speed). Each event is written once at delivery and read once when its slot is summed,
+/// weight, in 6 bytes (packed, so the weight is unaligned, which x86-64 and AArch64 load
+/// without a fault). Each event is written once at delivery and read once when its slot is summed,
 /// so the size of an arrival is most of delivery's memory traffic after the rows.
 #[repr(C, packed)]
 #[derive(Clone, Copy, Debug)]
@@ -28,19 +28,17 @@ const _: () = assert!(std::mem::size_of::<Arrival>() == 6);
 /// The most neurons a ring block may have: an arrival's index is a `u16`.
 pub const MAX_RING_BLOCK: usize = (u16::MAX as usize + 1) / CHANNELS;
 
-/// Adds one row of synapses into a block's ring slots: each synapse adds its weight to its
-/// block neuron, in the channel of the weight's sign, `delay` slots after slot `now`.
-/// `ring` and `slots` are [`RingBlockMut::raw_mut`]'s. The inner loop that every delivery
-/// path shares (one process, and the ranks of a distributed run).
-#[inline]
-pub fn add_row(ring: &mut RingWriter<'_>, slots: usize, now: usize, row: &[Synapse]) {
-    for s in row {
-        let mut slot = now + usize::from(s.delay);
-        if slot >= slots {
-            slot -= slots;
-        }
-        ring.add(slot, usize::from(s.target), s.weight);
-    }
+/// How many rows ahead delivery asks for every line of a row: rows are short (tens of
+/// synapses per block) and scattered over gigabytes, so several must be in flight while
+/// one is added. Both delivery paths (one process, and the ranks of a distributed run) use
+/// it.
+pub const ROW_AHEAD: usize = 4;
+
+/// The slot `delay` slots after slot `now`, in a ring of `slots` (`delay < slots`).
+#[inline(always)]
+fn slot_after(now: usize, delay: usize, slots: usize) -> usize {
+    let slot = now + delay;
+    if slot >= slots { slot - slots } else { slot }
 }
 
 /// Asks the CPU to start loading the cache line holding `x` (no effect where the target has
@@ -95,6 +93,18 @@ pub struct RingWriter<'a> {
 }
 
 impl RingWriter<'_> {
+    /// Number of slots (longest delay + 1).
+    #[inline]
+    pub fn slots(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The slot that step `step` arrives in.
+    #[inline]
+    pub fn slot_of(&self, step: u64) -> usize {
+        (step % self.slots() as u64) as usize
+    }
+
     /// Asks for the cache lines the next `bytes` bytes of arrivals of every slot will be
     /// written to. A list's memory was last touched when its slot was last read, a whole
     /// ring period ago, so without this nearly every line of every list is a write miss.
@@ -113,6 +123,38 @@ impl RingWriter<'_> {
     pub fn add(&mut self, slot: usize, j: usize, w: f32) {
         let at = (channel_of(w) * self.block + j) as u16;
         self.pending[slot].push(Arrival { at, w });
+    }
+
+    /// Adds `w` for block neuron `j`, arriving `delay` slots after slot `now`.
+    #[inline]
+    pub fn add_after(&mut self, now: usize, delay: usize, j: usize, w: f32) {
+        self.add(slot_after(now, delay, self.slots()), j, w);
+    }
+
+    /// Adds one row of synapses: each adds its weight to its block neuron, in the channel
+    /// of the weight's sign, `delay` slots after slot `now`. The inner loop that every
+    /// delivery path shares.
+    #[inline]
+    pub fn add_row(&mut self, now: usize, row: &[Synapse]) {
+        let slots = self.slots();
+        for s in row {
+            let slot = slot_after(now, usize::from(s.delay), slots);
+            self.add(slot, usize::from(s.target), s.weight);
+        }
+    }
+
+    /// Adds `rows` in order, with every line of the row [`ROW_AHEAD`] rows later asked
+    /// for while one is added.
+    pub fn add_rows(&mut self, now: usize, rows: &[&[Synapse]]) {
+        for row in rows.iter().take(ROW_AHEAD) {
+            prefetch_span(row);
+        }
+        for (k, row) in rows.iter().enumerate() {
+            if let Some(ahead) = rows.get(k + ROW_AHEAD) {
+                prefetch_span(ahead);
+            }
+            self.add_row(now, row);
+        }
     }
 }
 
@@ -228,12 +270,12 @@ impl SynapticInput {
     #[inline]
     pub fn add(&mut self, i: usize, arrival: u64, w: f32) {
         let (b, j) = (i / self.block, i % self.block);
-        let slot = (arrival % self.slots as u64) as usize;
-        RingWriter {
+        let mut ring = RingWriter {
             pending: &mut self.pending[b * self.slots..(b + 1) * self.slots],
             block: self.block,
-        }
-        .add(slot, j, w);
+        };
+        let slot = ring.slot_of(arrival);
+        ring.add(slot, j, w);
     }
 
     /// One mutable view per block.
@@ -261,8 +303,9 @@ impl<'a> RingBlockMut<'a> {
     /// Adds weight `w` for block-local neuron `j` arriving at step `arrival`.
     #[inline]
     pub fn add(&mut self, j: usize, arrival: u64, w: f32) {
-        let slot = (arrival % self.slots as u64) as usize;
-        self.raw_mut().0.add(slot, j, w);
+        let mut ring = self.writer();
+        let slot = ring.slot_of(arrival);
+        ring.add(slot, j, w);
     }
 
     /// The slot of step `step` as `(excitatory, inhibitory)` slices of the block's length,
@@ -283,16 +326,12 @@ impl<'a> RingBlockMut<'a> {
         (&mut ex[..self.len], &mut rest[..self.len])
     }
 
-    /// The block's pending-arrival lists, for kernels that add with a precomputed slot
-    /// (`RingWriter::add(slot, j, w)`), with the slot count.
+    /// The block's pending-arrival lists, for kernels that add with a precomputed slot.
     #[inline]
-    pub fn raw_mut(&mut self) -> (RingWriter<'_>, usize) {
-        (
-            RingWriter {
-                pending: self.pending,
-                block: self.block,
-            },
-            self.slots,
-        )
+    pub fn writer(&mut self) -> RingWriter<'_> {
+        RingWriter {
+            pending: self.pending,
+            block: self.block,
+        }
     }
 }

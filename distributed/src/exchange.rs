@@ -20,7 +20,6 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 use myelin_components::{
     Connectivity, Population, Projection, RingBlockMut, Spikes, StableId, Synapse, SynapticInput,
-    add_row, prefetch_span,
 };
 use myelin_engine::{DeliveryPlan, SimClock};
 use rayon::prelude::*;
@@ -462,14 +461,11 @@ fn deliver(
 /// spiking sources (ascending).
 type Incoming<'a> = (&'a Connectivity, &'a [Option<CompactRows>], &'a [u32]);
 
-/// How many rows ahead a rank's delivery fetches the rows (as the engine's delivery).
-const ROW_AHEAD: usize = 4;
-
 /// One block's delivery of one step: projections in plan order, sources in the given
 /// (ascending) order, rows in order; the arithmetic of the engine's own delivery. Each
 /// spiking source is looked up in the block's compact rows (both ascending, so the search
-/// only moves forward); the rows found are then added with every line of the row
-/// `ROW_AHEAD` rows later already asked for, as in the engine's delivery.
+/// only moves forward); the rows found are then added as the engine's delivery adds them,
+/// several rows ahead in flight (`RingWriter::add_rows`).
 #[inline]
 fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) {
     let b = ring.index;
@@ -489,15 +485,7 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
             found.push(&blk.synapses[c.ptr[at] as usize..c.ptr[at + 1] as usize]);
         }
     }
-    let (mut data, slots) = ring.raw_mut();
-    let now = (step % slots as u64) as usize;
-    for row in found.iter().take(ROW_AHEAD) {
-        prefetch_span(row);
-    }
-    for (k, row) in found.iter().enumerate() {
-        if let Some(ahead) = found.get(k + ROW_AHEAD) {
-            prefetch_span(ahead);
-        }
-        add_row(&mut data, slots, now, row);
-    }
+    let mut data = ring.writer();
+    let now = data.slot_of(step);
+    data.add_rows(now, &found);
 }

@@ -50,7 +50,8 @@ pub struct SuppliedConnectivity(pub BTreeMap<usize, Connectivity>);
 /// Checks that `conn` is a well-formed connectivity from `n_source` neurons onto
 /// `n_target` neurons in blocks of `block`: one block per target block, `n_source + 1`
 /// ascending row pointers per block ending at the block's synapse count, block-local
-/// targets inside their block and delays of at least one step. Returns the longest delay [steps]; the error says what does not fit.
+/// targets inside their block and delays of at least one step. Returns the longest delay
+/// [steps]; the error says what does not fit.
 pub fn check_connectivity(
     conn: &Connectivity,
     n_source: usize,

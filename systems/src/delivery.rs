@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, RingBlockMut, Spikes, SynapticInput, add_row, prefetch, prefetch_span,
+    Connectivity, ROW_AHEAD, RingBlockMut, Spikes, SynapticInput, prefetch, prefetch_span,
 };
 use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
@@ -72,10 +72,9 @@ pub fn deliver(
         .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
 }
 
-/// How many rows ahead delivery fetches the row offsets.
+/// How many rows ahead delivery fetches the row offsets (the rows themselves are fetched
+/// [`ROW_AHEAD`] ahead).
 const ROW_PTR_AHEAD: usize = 12;
-/// How many rows ahead delivery fetches the rows.
-const ROW_AHEAD: usize = 4;
 
 /// How many bytes of each slot's list delivery fetches before it starts a block.
 const LIST_AHEAD_BYTES: usize = 256;
@@ -92,8 +91,8 @@ fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
 #[inline]
 pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32])], step: u64) {
     let b = ring.index;
-    let (mut data, slots) = ring.raw_mut();
-    let now = (step % slots as u64) as usize;
+    let mut data = ring.writer();
+    let now = data.slot_of(step);
     data.prefetch_tails(LIST_AHEAD_BYTES);
     // The rows in delivery order: each projection's spiking sources in ascending order.
     let rows = || {
@@ -121,6 +120,6 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
         if let Some((ahead, j)) = row_ahead.next() {
             prefetch_row(ahead, j);
         }
-        add_row(&mut data, slots, now, blk.row_synapses(i));
+        data.add_row(now, blk.row_synapses(i));
     }
 }

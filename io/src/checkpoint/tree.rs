@@ -58,13 +58,12 @@ pub(crate) enum SynapseField {
 const FIELD_CHUNK: usize = 1 << 14;
 
 impl SynapseField {
-    /// The column of `syn`'s values of this field, as little-endian bytes.
-    fn le_bytes(self, syn: &[Synapse], out: &mut Vec<u8>) {
-        out.clear();
+    /// The column of `syn`'s values of this field, as the array it is stored as.
+    fn column(self, syn: &[Synapse]) -> Array<'static> {
         match self {
-            Self::Target => syn.iter().for_each(|s| out.extend(s.target.to_le_bytes())),
-            Self::Delay => syn.iter().for_each(|s| out.extend(s.delay.to_le_bytes())),
-            Self::Weight => syn.iter().for_each(|s| out.extend(s.weight.to_le_bytes())),
+            Self::Target => Array::U16(syn.iter().map(|s| s.target).collect()),
+            Self::Delay => Array::U16(syn.iter().map(|s| s.delay).collect()),
+            Self::Weight => Array::F32(syn.iter().map(|s| s.weight).collect()),
         }
     }
 }
@@ -99,40 +98,41 @@ impl Array<'_> {
 
     /// SHA-256 of the elements as little-endian bytes, in row-major order.
     pub(crate) fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        self.le_update(&mut h);
+        h.finalize().into()
+    }
+
+    /// Feeds the elements to `h` as little-endian bytes, in row-major order.
+    fn le_update(&self, h: &mut Sha256) {
         match self {
-            Self::U8(v) => le_digest(v),
-            Self::U16(v) => le_digest(v),
-            Self::U32(v) => le_digest(v),
-            Self::U64(v) => le_digest(v),
-            Self::F32(v) => le_digest(v),
-            Self::F64(v) => le_digest(v),
-            Self::Synapses(v, field) => {
-                let (mut h, mut buf) = (Sha256::new(), Vec::new());
-                for chunk in v.chunks(FIELD_CHUNK) {
-                    field.le_bytes(chunk, &mut buf);
-                    h.update(&buf);
-                }
-                h.finalize().into()
-            }
+            Self::U8(v) => le_update(h, v),
+            Self::U16(v) => le_update(h, v),
+            Self::U32(v) => le_update(h, v),
+            Self::U64(v) => le_update(h, v),
+            Self::F32(v) => le_update(h, v),
+            Self::F64(v) => le_update(h, v),
+            Self::Synapses(v, field) => v
+                .chunks(FIELD_CHUNK)
+                .for_each(|chunk| field.column(chunk).le_update(h)),
         }
     }
 }
 
-/// SHA-256 of `data` as little-endian bytes.
-fn le_digest<T: bytemuck::Pod>(data: &[T]) -> [u8; 32] {
+/// Feeds `data` to `h` as little-endian bytes.
+fn le_update<T: bytemuck::Pod>(h: &mut Sha256, data: &[T]) {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     if cfg!(target_endian = "little") {
-        return Sha256::digest(bytes).into();
+        h.update(bytes);
+        return;
     }
     let size = std::mem::size_of::<T>();
-    let mut h = Sha256::new();
     let mut buf = Vec::with_capacity(size);
     for element in bytes.chunks_exact(size) {
         buf.clear();
         buf.extend(element.iter().rev());
         h.update(&buf);
     }
-    h.finalize().into()
 }
 
 /// A scalar attribute value.
@@ -339,26 +339,23 @@ pub(crate) fn write_tree(
 }
 
 fn write_dataset(root: &Group, path: &str, node: &Node<'_>) -> hdf5::Result<Dataset> {
-    let name = path.trim_start_matches('/');
-    match &node.data {
-        Array::U8(v) => write_array(root, name, &node.shape, v),
-        Array::U16(v) => write_array(root, name, &node.shape, v),
-        Array::U32(v) => write_array(root, name, &node.shape, v),
-        Array::U64(v) => write_array(root, name, &node.shape, v),
-        Array::F32(v) => write_array(root, name, &node.shape, v),
-        Array::F64(v) => write_array(root, name, &node.shape, v),
-        Array::Synapses(v, SynapseField::Target) => {
-            let col: Vec<u16> = v.iter().map(|s| s.target).collect();
-            write_array(root, name, &node.shape, &col)
-        }
-        Array::Synapses(v, SynapseField::Delay) => {
-            let col: Vec<u16> = v.iter().map(|s| s.delay).collect();
-            write_array(root, name, &node.shape, &col)
-        }
-        Array::Synapses(v, SynapseField::Weight) => {
-            let col: Vec<f32> = v.iter().map(|s| s.weight).collect();
-            write_array(root, name, &node.shape, &col)
-        }
+    write_data(root, path.trim_start_matches('/'), &node.shape, &node.data)
+}
+
+fn write_data(
+    root: &Group,
+    name: &str,
+    shape: &[usize],
+    data: &Array<'_>,
+) -> hdf5::Result<Dataset> {
+    match data {
+        Array::U8(v) => write_array(root, name, shape, v),
+        Array::U16(v) => write_array(root, name, shape, v),
+        Array::U32(v) => write_array(root, name, shape, v),
+        Array::U64(v) => write_array(root, name, shape, v),
+        Array::F32(v) => write_array(root, name, shape, v),
+        Array::F64(v) => write_array(root, name, shape, v),
+        Array::Synapses(v, field) => write_data(root, name, shape, &field.column(v)),
     }
 }
 

@@ -12,7 +12,7 @@
 //! it) depresses it; then the new weight is transmitted and the presynaptic trace takes the
 //! new spike.
 
-use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, TraceKind};
+use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, Synapse, TraceKind};
 use myelin_engine::{
     ParamIssue, ParamSpec, Params, PlasticStep, PlasticSynapses, PlasticityKernel, PlasticityRule,
     Range, VarSpec,
@@ -283,8 +283,8 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
     ring: &mut RingBlockMut<'_>,
 ) {
     let stamp = at.step + 1;
-    let (mut data, slots) = ring.raw_mut();
-    let now = (at.step % slots as u64) as usize;
+    let mut data = ring.writer();
+    let now = data.slot_of(at.step);
     let (t_last, from) = (pre.steps[T_LAST], pre.steps[FROM]);
     let kplus = if P == ALL_TO_ALL {
         pre.real[KPLUS]
@@ -307,8 +307,12 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in row {
-            let t = usize::from(blk.synapses[k].target);
-            let d = u64::from(blk.synapses[k].delay);
+            let Synapse {
+                target,
+                delay,
+                weight,
+            } = blk.synapses[k];
+            let (t, d) = (usize::from(target), u64::from(delay));
             let (lo, hi) = (fr.saturating_sub(d), stamp.saturating_sub(d));
             // Most windows hold no or only the latest spike: decided from the dense tail,
             // without a look into the history.
@@ -336,7 +340,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
             let w = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(blk.synapses[k].weight),
+                f64::from(weight),
                 spikes,
                 d,
                 tl,
@@ -355,11 +359,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
                     _ => {}
                 }
             }
-            let mut slot = now + d as usize;
-            if slot >= slots {
-                slot -= slots;
-            }
-            data.add(slot, t, w);
+            data.add_after(now, d as usize, t, w);
         }
     }
 }
@@ -413,8 +413,12 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in blk.row(i) {
-            let t = usize::from(blk.synapses[k].target);
-            let d = u64::from(blk.synapses[k].delay);
+            let Synapse {
+                target,
+                delay,
+                weight,
+            } = blk.synapses[k];
+            let (t, d) = (usize::from(target), u64::from(delay));
             let hist = &post.history[t];
             let (b, e) = window(hist, fr.saturating_sub(d), until.saturating_sub(d));
             if b == e {
@@ -424,7 +428,7 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
             blk.synapses[k].weight = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(blk.synapses[k].weight),
+                f64::from(weight),
                 &hist[b..e],
                 d,
                 tl,
