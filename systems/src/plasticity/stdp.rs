@@ -12,7 +12,7 @@
 //! it) depresses it; then the new weight is transmitted and the presynaptic trace takes the
 //! new spike.
 
-use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, Synapse, TraceKind};
+use myelin_components::{PlasticityState, PostBlock, PreView, RingBlockMut, TraceKind};
 use myelin_engine::{
     ParamIssue, ParamSpec, Params, PlasticStep, PlasticSynapses, PlasticityKernel, PlasticityRule,
     Range, VarSpec,
@@ -307,12 +307,8 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in row {
-            let Synapse {
-                target,
-                delay,
-                weight,
-            } = blk.synapses[k];
-            let (t, d) = (usize::from(target), u64::from(delay));
+            let syn_k = blk.synapses[k];
+            let (t, d) = (usize::from(syn_k.target), u64::from(syn_k.delay));
             let (lo, hi) = (fr.saturating_sub(d), stamp.saturating_sub(d));
             // Most windows hold no or only the latest spike: decided from the dense tail,
             // without a look into the history.
@@ -340,7 +336,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
             let w = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(weight),
+                f64::from(syn_k.weight),
                 spikes,
                 d,
                 tl,
@@ -413,12 +409,8 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in blk.row(i) {
-            let Synapse {
-                target,
-                delay,
-                weight,
-            } = blk.synapses[k];
-            let (t, d) = (usize::from(target), u64::from(delay));
+            let syn_k = blk.synapses[k];
+            let (t, d) = (usize::from(syn_k.target), u64::from(syn_k.delay));
             let hist = &post.history[t];
             let (b, e) = window(hist, fr.saturating_sub(d), until.saturating_sub(d));
             if b == e {
@@ -428,7 +420,7 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
             blk.synapses[k].weight = pair::<W, P>(
                 w_dep,
                 table,
-                f64::from(weight),
+                f64::from(syn_k.weight),
                 &hist[b..e],
                 d,
                 tl,
