@@ -159,6 +159,8 @@ struct Scratch {
     syn: Vec<Synapse>,
     fill: Vec<u32>,
     tmp: Vec<u32>,
+    weights: Vec<f64>,
+    delays: Vec<f64>,
 }
 
 fn build_block(
@@ -179,6 +181,8 @@ fn build_block(
         syn,
         fill,
         tmp,
+        weights,
+        delays,
     } = scratch;
     src.clear();
     syn.clear();
@@ -196,10 +200,16 @@ fn build_block(
             row_ptr[s as usize + 1] += 1;
         }
         src.extend_from_slice(tmp);
-        syn.extend(tmp.iter().map(|_| Synapse {
+        // The weight and delay streams are separate, so a target's weights can be drawn
+        // before its delays: the same values as drawing them synapse by synapse.
+        weights.clear();
+        weight.sample_into(&mut ws, tmp.len(), weights);
+        delays.clear();
+        delay.sample_into(&mut ds, tmp.len(), delays);
+        syn.extend(weights.iter().zip(delays.iter()).map(|(&w, &d)| Synapse {
             target,
-            weight: weight.sample(&mut ws) as f32,
-            delay: delay_steps(delay.sample(&mut ds), dt),
+            weight: w as f32,
+            delay: delay_steps(d, dt),
         }));
     }
     // Counting sort by source; stable, so each row keeps ascending target / draw order. The
