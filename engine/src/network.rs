@@ -416,37 +416,15 @@ impl Dist {
     pub fn sample_into(&self, s: &mut Stream, n: usize, out: &mut Vec<f64>) {
         match *self {
             Self::Constant(x) => out.extend(std::iter::repeat_n(x, n)),
-            Self::Uniform { low, high } => {
-                out.extend((0..n).map(|_| low + (high - low) * s.uniform()));
-            }
-            Self::Normal { mean, std } => out.extend((0..n).map(|_| mean + std * s.normal())),
+            Self::Uniform { low, high } => out.extend((0..n).map(|_| uniform(s, low, high))),
+            Self::Normal { mean, std } => out.extend((0..n).map(|_| normal(s, mean, std))),
             Self::NormalRedraw {
                 mean,
                 std,
                 min,
                 max,
-            } => out.extend((0..n).map(|_| {
-                let x = mean + std * s.normal();
-                if x >= min && x <= max {
-                    x
-                } else {
-                    Self::redraw(s, mean, std, min, max)
-                }
-            })),
+            } => out.extend((0..n).map(|_| normal_redraw(s, mean, std, min, max))),
         }
-    }
-
-    /// The draws of [`Self::NormalRedraw`] after a first one out of bounds.
-    #[cold]
-    #[inline(never)]
-    fn redraw(s: &mut Stream, mean: f64, std: f64, min: f64, max: f64) -> f64 {
-        for _ in 1..MAX_REDRAWS {
-            let x = mean + std * s.normal();
-            if x >= min && x <= max {
-                return x;
-            }
-        }
-        mean.clamp(min, max)
     }
 
     /// Draws one value.
@@ -454,24 +432,53 @@ impl Dist {
     pub fn sample(&self, s: &mut Stream) -> f64 {
         match *self {
             Self::Constant(x) => x,
-            Self::Uniform { low, high } => low + (high - low) * s.uniform(),
-            Self::Normal { mean, std } => mean + std * s.normal(),
+            Self::Uniform { low, high } => uniform(s, low, high),
+            Self::Normal { mean, std } => normal(s, mean, std),
             Self::NormalRedraw {
                 mean,
                 std,
                 min,
                 max,
-            } => {
-                for _ in 0..MAX_REDRAWS {
-                    let x = mean + std * s.normal();
-                    if x >= min && x <= max {
-                        return x;
-                    }
-                }
-                mean.clamp(min, max)
-            }
+            } => normal_redraw(s, mean, std, min, max),
         }
     }
+}
+
+/// One draw of [`Dist::Uniform`].
+#[inline(always)]
+fn uniform(s: &mut Stream, low: f64, high: f64) -> f64 {
+    low + (high - low) * s.uniform()
+}
+
+/// One draw of [`Dist::Normal`].
+#[inline(always)]
+fn normal(s: &mut Stream, mean: f64, std: f64) -> f64 {
+    mean + std * s.normal()
+}
+
+/// One draw of [`Dist::NormalRedraw`]: the first draw inline, the rare redraws out of line.
+#[inline(always)]
+fn normal_redraw(s: &mut Stream, mean: f64, std: f64, min: f64, max: f64) -> f64 {
+    let x = normal(s, mean, std);
+    if x >= min && x <= max {
+        x
+    } else {
+        redraw(s, mean, std, min, max)
+    }
+}
+
+/// The draws of [`Dist::NormalRedraw`] after a first one out of bounds: up to
+/// [`MAX_REDRAWS`] draws in all, then the mean clamped into the bounds.
+#[cold]
+#[inline(never)]
+fn redraw(s: &mut Stream, mean: f64, std: f64, min: f64, max: f64) -> f64 {
+    for _ in 1..MAX_REDRAWS {
+        let x = normal(s, mean, std);
+        if x >= min && x <= max {
+            return x;
+        }
+    }
+    mean.clamp(min, max)
 }
 
 #[cfg(test)]
