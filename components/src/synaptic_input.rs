@@ -161,25 +161,34 @@ impl RingWriter<'_> {
 /// Delay ring buffers of one population: for every neuron, channel and future step up to
 /// the longest incoming delay, the summed weight arriving then.
 ///
-/// Layout `[block][slot][channel][neuron in block]`, so one block is one contiguous chunk
-/// (`slots * CHANNELS * block` floats) that a thread owns during delivery. An event that
-/// arrives at step `s` belongs to slot `s % slots`; the neuron update of step `s` reads
-/// that slot and the engine clears it.
+/// Blocks of `block` neurons, each owned by one thread during delivery. An event that
+/// arrives at step `s` belongs to slot `s % slots` of its block, where `slots` is the
+/// longest delay + 1.
 ///
-/// Events are not added into the slot when they are sent: each is appended to its slot's
-/// list of pending arrivals, and the list is summed into the slot, in the order the events
-/// were sent, when the slot is read ([`RingBlockMut::slot_mut`]). Every value is therefore
-/// the same sum, in the same order, as adding each event at once, but the writes of
-/// delivery are sequential appends to a few lists rather than scattered updates of
-/// buffers too large for the cache, and the sums happen in a slot that is in L1.
+/// Events are not added into a buffer when they are sent: each is appended to its slot's
+/// list of pending arrivals, and the list is summed, in the order the events were sent,
+/// when the slot is read ([`RingBlockMut::slot_mut`]). Every value is therefore the same
+/// sum, in the same order, as adding each event at once into a ring of `slots` buffers,
+/// but the writes of delivery are sequential appends to a few lists rather than scattered
+/// updates of buffers too large for the cache. Since a slot holds nothing but its list
+/// until it is read, a block keeps one buffer, the slot of the current step
+/// (`CHANNELS * block` floats): the list is summed into it, the neuron update reads it and
+/// clears it, and the same few kilobytes serve every step, so they stay in the cache.
+///
+/// The ring as a whole, `[block][slot][channel][neuron in block]`, exists only in
+/// checkpoints ([`Self::folded`], [`Self::restore`]). Sums restored from one wait, per
+/// block and slot, until that slot is first read.
 #[derive(Component, Clone, Debug)]
 pub struct SynapticInput {
     n: usize,
     block: usize,
     slots: usize,
-    /// The buffers, `blocks * slots * CHANNELS * block` floats, without the pending
-    /// arrivals (see [`Self::folded`]).
-    pub data: Vec<f32>,
+    /// The slot being read, per block (`blocks * CHANNELS * block` floats): zero between
+    /// steps, since the neuron update clears what it read.
+    current: Vec<f32>,
+    /// Sums restored from a checkpoint, per block and slot (`[block * slots + slot]`),
+    /// taken when the slot is first read; all `None` in a run that was not restored.
+    carried: Vec<Option<Box<[f32]>>>,
     /// Pending arrivals per block and slot, `[block * slots + slot]`.
     pending: Vec<Vec<Arrival>>,
 }
@@ -194,7 +203,8 @@ pub struct RingBlockMut<'a> {
     pub len: usize,
     block: usize,
     slots: usize,
-    data: &'a mut [f32],
+    current: &'a mut [f32],
+    carried: &'a mut [Option<Box<[f32]>>],
     pending: &'a mut [Vec<Arrival>],
 }
 
@@ -216,34 +226,67 @@ impl SynapticInput {
             n,
             block,
             slots,
-            data: vec![0.0; blocks * slots * CHANNELS * block],
+            current: vec![0.0; blocks * CHANNELS * block],
+            carried: vec![None; blocks * slots],
             pending: vec![Vec::new(); blocks * slots],
         }
     }
 
-    /// The buffers with every pending arrival summed in (what [`Self::data`] holds once
-    /// each slot has been read): borrowed when nothing is pending.
-    pub fn folded(&self) -> std::borrow::Cow<'_, [f32]> {
-        if self.pending.iter().all(Vec::is_empty) {
-            return std::borrow::Cow::Borrowed(&self.data);
-        }
-        let mut data = self.data.clone();
-        let slot_len = CHANNELS * self.block;
-        for (cells, list) in data.chunks_mut(slot_len).zip(&self.pending) {
-            fold(cells, list);
-        }
-        std::borrow::Cow::Owned(data)
+    /// Number of values in the whole ring, `blocks * slots * CHANNELS * block` (the length
+    /// of [`Self::folded`]).
+    pub fn ring_len(&self) -> usize {
+        self.pending.len() * CHANNELS * self.block
     }
 
-    /// Drops every pending arrival (after [`Self::data`] was replaced, e.g. by a restore).
-    pub fn discard_pending(&mut self) {
+    /// The whole ring, `[block][slot][channel][neuron in block]`, with every pending
+    /// arrival summed in: what a ring of `slots` buffers would hold between steps.
+    pub fn folded(&self) -> Vec<f32> {
+        let slot_len = CHANNELS * self.block;
+        let mut data = vec![0.0; self.ring_len()];
+        for ((cells, list), carried) in data
+            .chunks_mut(slot_len)
+            .zip(&self.pending)
+            .zip(&self.carried)
+        {
+            if let Some(c) = carried {
+                cells.copy_from_slice(c);
+            }
+            fold(cells, list);
+        }
+        data
+    }
+
+    /// Replaces the ring's contents by `ring`, laid out as [`Self::folded`] gives it (a
+    /// checkpoint's): pending arrivals are dropped, and each slot's sums wait until it is
+    /// first read.
+    ///
+    /// # Panics
+    /// If `ring` does not have [`Self::ring_len`] values.
+    pub fn restore(&mut self, ring: &[f32]) {
+        assert_eq!(ring.len(), self.ring_len(), "ring buffers of another size");
         self.pending.iter_mut().for_each(Vec::clear);
+        self.current.fill(0.0);
+        for (carried, cells) in self
+            .carried
+            .iter_mut()
+            .zip(ring.chunks(CHANNELS * self.block))
+        {
+            // All +0.0 is what an untouched slot holds: nothing to carry.
+            *carried = cells.iter().any(|x| x.to_bits() != 0).then(|| cells.into());
+        }
     }
 
     /// Bytes the pending-arrival lists hold (events in flight and the capacity the lists
     /// keep between steps).
     pub fn pending_bytes(&self) -> usize {
         self.pending.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Arrival>()
+    }
+
+    /// Bytes of the buffers besides the lists: the current slot of every block, and sums
+    /// restored from a checkpoint that no step has read yet.
+    pub fn buffer_bytes(&self) -> usize {
+        let carried: usize = self.carried.iter().flatten().map(|c| c.len()).sum();
+        (self.current.len() + carried) * std::mem::size_of::<f32>()
     }
 
     /// Number of slots (longest delay + 1).
@@ -256,14 +299,14 @@ impl SynapticInput {
         self.n
     }
 
+    /// Neurons per block (the last block may be short).
+    pub fn block(&self) -> usize {
+        self.block
+    }
+
     /// Whether the population is empty.
     pub fn is_empty(&self) -> bool {
         self.n == 0
-    }
-
-    /// Floats per block.
-    pub fn block_len(&self) -> usize {
-        self.slots * CHANNELS * self.block
     }
 
     /// Adds weight `w` for neuron `i` arriving at step `arrival` (channel by sign).
@@ -281,18 +324,19 @@ impl SynapticInput {
     /// One mutable view per block.
     pub fn blocks_mut(&mut self) -> Vec<RingBlockMut<'_>> {
         let (n, block, slots) = (self.n, self.block, self.slots);
-        let len = self.block_len();
-        self.data
-            .chunks_mut(len)
+        self.current
+            .chunks_mut(CHANNELS * block)
+            .zip(self.carried.chunks_mut(slots))
             .zip(self.pending.chunks_mut(slots))
             .enumerate()
-            .map(|(index, (data, pending))| RingBlockMut {
+            .map(|(index, ((current, carried), pending))| RingBlockMut {
                 index,
                 first: index * block,
                 len: block.min(n - index * block),
                 block,
                 slots,
-                data,
+                current,
+                carried,
                 pending,
             })
             .collect()
@@ -309,16 +353,17 @@ impl<'a> RingBlockMut<'a> {
     }
 
     /// The slot of step `step` as `(excitatory, inhibitory)` slices of the block's length,
-    /// with its pending arrivals summed in, in the order they were sent.
+    /// with its pending arrivals summed in, in the order they were sent. The caller that
+    /// consumes the step's input (the neuron update) clears both slices after reading
+    /// them: the block's next step sums into the same buffer.
     #[inline]
     pub fn slot_mut(&mut self, step: u64) -> (&mut [f32], &mut [f32]) {
         let slot = (step % self.slots as u64) as usize;
-        let base = slot * CHANNELS * self.block;
-        let cells = &mut self.data[base..base + CHANNELS * self.block];
-        if !self.pending[slot].is_empty() {
-            // The cells were last touched a ring period ago: fetch them all before the
-            // scattered additions, rather than miss on each line in turn.
-            prefetch_span(cells);
+        let cells = &mut *self.current;
+        if let Some(c) = self.carried[slot].take() {
+            // Restored sums come first, as in the ring the checkpoint was taken from; the
+            // buffer is zero here, so copying keeps every bit (a -0.0 included).
+            cells.copy_from_slice(&c);
         }
         fold(cells, &self.pending[slot]);
         self.pending[slot].clear();
@@ -333,5 +378,105 @@ impl<'a> RingBlockMut<'a> {
             pending: self.pending,
             block: self.block,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads step `step` of every block as the neuron update does (then clears it), as
+    /// `[block][channel][neuron]`.
+    fn read_step(ring: &mut SynapticInput, step: u64) -> Vec<Vec<f32>> {
+        ring.blocks_mut()
+            .into_iter()
+            .map(|mut b| {
+                let (ex, inh) = b.slot_mut(step);
+                let got = ex.iter().chain(inh.iter()).copied().collect();
+                ex.fill(0.0);
+                inh.fill(0.0);
+                got
+            })
+            .collect()
+    }
+
+    /// Events added at once into a ring of `slots` buffers, in the order they were sent,
+    /// against the pending lists summed into the one buffer per block: the same values
+    /// bit for bit, step after step, through several ring periods.
+    #[test]
+    fn one_buffer_per_block_sums_as_a_ring_of_slots() {
+        let (n, block, max_delay) = (5, 3, 4);
+        let slots = max_delay + 1;
+        let mut ring = SynapticInput::new(n, block, max_delay);
+        let mut reference = vec![0.0f32; n.div_ceil(block) * slots * CHANNELS * block];
+        let mut x = 0x2545_f491u32;
+        for step in 0..40u64 {
+            assert_eq!(ring.folded(), reference, "folded ring before step {step}");
+            let got = read_step(&mut ring, step);
+            for (b, got) in got.iter().enumerate() {
+                let len = block.min(n - b * block);
+                let base = (b * slots + (step as usize % slots)) * CHANNELS * block;
+                let want: Vec<f32> = (0..CHANNELS)
+                    .flat_map(|c| reference[base + c * block..][..len].to_vec())
+                    .collect();
+                assert_eq!(*got, want, "step {step}, block {b}");
+                reference[base..base + CHANNELS * block].fill(0.0);
+            }
+            for _ in 0..7 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let i = x as usize % n;
+                let delay = 1 + (x >> 8) as usize % max_delay;
+                let w = ((x >> 16) % 200) as f32 * 0.37 - 37.0;
+                let arrival = step + delay as u64;
+                ring.add(i, arrival, w);
+                let (b, j) = (i / block, i % block);
+                let slot = (arrival % slots as u64) as usize;
+                reference[(b * slots + slot) * CHANNELS * block + channel_of(w) * block + j] += w;
+            }
+        }
+    }
+
+    /// A restored ring gives back what it was given, reads each slot's restored sums once
+    /// (a second read in the same step, as after the Poisson inputs, adds nothing again),
+    /// keeps a -0.0, and adds later arrivals after the restored sums.
+    #[test]
+    fn restored_sums_are_read_once_and_bit_exact() {
+        let (n, block, max_delay) = (4, 4, 2);
+        let mut ring = SynapticInput::new(n, block, max_delay);
+        let len = ring.ring_len();
+        assert_eq!(len, 3 * CHANNELS * 4);
+        let mut saved: Vec<f32> = (0..len).map(|i| i as f32 * 0.25).collect();
+        saved[CHANNELS * 4 + 1] = -0.0; // slot 1, excitatory, neuron 1
+        ring.add(0, 1, 9.0); // dropped by the restore
+        ring.restore(&saved);
+        assert_eq!(
+            ring.folded()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>(),
+            saved.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        ring.add(2, 1, 1.5);
+        ring.add(3, 1, -2.0);
+        let mut b = ring.blocks_mut().remove(0);
+        let (ex, inh) = b.slot_mut(1);
+        assert_eq!(ex[1].to_bits(), (-0.0f32).to_bits());
+        assert_eq!(ex[2], saved[CHANNELS * 4 + 2] + 1.5);
+        assert_eq!(inh[3], saved[CHANNELS * 4 + 4 + 3] + -2.0);
+        let first: Vec<f32> = ex.iter().chain(inh.iter()).copied().collect();
+        let (ex, inh) = b.slot_mut(1);
+        let again: Vec<f32> = ex.iter().chain(inh.iter()).copied().collect();
+        assert_eq!(
+            first.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            again.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        ex.fill(0.0);
+        inh.fill(0.0);
+        // Once read, a slot holds nothing more until new arrivals: a ring period later it
+        // is zero.
+        let (ex, inh) = b.slot_mut(1 + 3);
+        assert!(ex.iter().chain(inh.iter()).all(|&x| x == 0.0));
     }
 }

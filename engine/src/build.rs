@@ -384,7 +384,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             DELIVERY_BLOCK,
             usize::from(*max_delay.get(&e).unwrap_or(&1)),
         );
-        report.ring_bytes += ring.data.len() * 4;
+        report.ring_bytes += ring.buffer_bytes();
         world.entity_mut(e).insert(ring);
     }
     for r in &spec.recorders {

@@ -113,9 +113,10 @@ fn world(fill: bool) -> World {
         if fill {
             state.real[0] = (0..size).map(|i| i as f32 * 0.25 - 70.0).collect();
             state.int[0] = (0..size).map(|i| (i % 3) as u32).collect();
-            for (i, x) in ring.data.iter_mut().enumerate() {
-                *x = (i % 17) as f32 * 0.5;
-            }
+            let values: Vec<f32> = (0..ring.ring_len())
+                .map(|i| (i % 17) as f32 * 0.5)
+                .collect();
+            ring.restore(&values);
             spikes.total = 1234 + k as u64;
             spikes.current = vec![1, 4];
         }
@@ -302,8 +303,8 @@ fn restore_puts_the_state_back() {
             full.get::<NeuronState>(b).unwrap().int
         );
         assert_eq!(
-            w.get::<SynapticInput>(a).unwrap().data,
-            full.get::<SynapticInput>(b).unwrap().data
+            w.get::<SynapticInput>(a).unwrap().folded(),
+            full.get::<SynapticInput>(b).unwrap().folded()
         );
         assert_eq!(
             w.get::<Spikes>(a).unwrap().total,

@@ -233,7 +233,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
                 },
                 "neuron state"
             ),
-            ring: htod!(input.folded().into_owned(), "ring buffers"),
+            ring: htod!(input.folded(), "ring buffers"),
             slots: input.slots() as u32,
             current: htod!(current.values.clone(), "external currents"),
             driven: current.driven,

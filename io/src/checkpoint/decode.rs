@@ -316,18 +316,17 @@ impl Checkpoint {
                         self.mismatch(format!("population \"{}\" has no ring buffers", p.name))
                     );
                 };
-                if ring.data.len() != p.ring.len() || ring.slots() != p.ring_slots {
+                if ring.ring_len() != p.ring.len() || ring.slots() != p.ring_slots {
                     return Err(self.mismatch(format!(
                         "population \"{}\": ring buffers of {} values in {} slots in the checkpoint, {} values in {} slots in the simulation",
                         p.name,
                         p.ring.len(),
                         p.ring_slots,
-                        ring.data.len(),
+                        ring.ring_len(),
                         ring.slots()
                     )));
                 }
-                ring.data.copy_from_slice(&p.ring);
-                ring.discard_pending();
+                ring.restore(&p.ring);
             }
             if let Some(mut state) = ent.get_mut::<NeuronState>() {
                 state.real = real;
@@ -630,9 +629,7 @@ fn capture_populations<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
             ));
         }
         let at = format!("/populations/{i}");
-        let block_len = ring.block_len().max(1);
-        let n_blocks = ring.data.len() / block_len;
-        let block = block_len / (ring.slots() * CHANNELS).max(1);
+        let (n_blocks, block) = (ring.len().div_ceil(ring.block()), ring.block());
         t.group(
             &at,
             attrs([
@@ -674,7 +671,7 @@ fn capture_populations<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
             vec![n_blocks, ring.slots(), CHANNELS, block],
             // Pending arrivals summed in, in order: a restored ring continues each sum
             // exactly where the uninterrupted run's would.
-            Array::F32(ring.folded()),
+            Array::F32(Cow::Owned(ring.folded())),
             attrs([
                 ("slots", ring.slots().into()),
                 ("layout", "[block][slot][channel][neuron in block]".into()),
