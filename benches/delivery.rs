@@ -7,7 +7,7 @@
 //!   read of the step's slot that sums the pending events in;
 //! - `floor/scatter_l1`: the same number of random scatter-adds into a 16 KiB array
 //!   (two channels of 1024 floats, L1-resident): the cost of an add with no cache miss;
-//! - `floor/stream_rows`: reading the same rows (8 bytes a synapse) and summing the
+//! - `floor/stream_rows`: reading the same rows (6 bytes a synapse, packed) and summing the
 //!   weights: the cost of streaming the synapses.
 //!
 //! All run in one process, so their ratios hold on a loaded machine; criterion reports the
@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use myelin::engine::rng::{Purpose, Stream};
-use myelin_components::{Connectivity, Synapse, SynapseBlock, SynapticInput, channel_of};
+use myelin_components::{
+    Connectivity, Row, Synapse, SynapseBlock, SynapseRecord, SynapticInput, channel_of,
+};
 
 const BLOCK: usize = 1024;
 const BLOCKS: usize = 38;
@@ -41,22 +43,24 @@ fn setup() -> Setup {
     let mut s = Stream::new(1, Purpose::Connect, 0, 0, 0);
     let conns = (0..BLOCKS)
         .map(|_| {
-            let mut b = SynapseBlock::default();
-            b.row_ptr.push(0);
+            let (mut row_ptr, mut synapses) = (vec![0u32], Vec::new());
             for _ in 0..SOURCES {
                 for _ in 0..ROW {
                     let target = s.below(BLOCK as u32) as u16;
                     let w = 87.8 + 8.8 * s.normal() as f32;
                     let weight = if s.below(5) == 0 { -4.0 * w } else { w };
                     let delay = 1 + s.below(MAX_DELAY as u32) as u16;
-                    b.synapses.push(Synapse {
+                    synapses.push(Synapse {
                         target,
                         delay,
                         weight,
                     });
                 }
-                b.row_ptr.push(b.synapses.len() as u32);
+                row_ptr.push(synapses.len() as u32);
             }
+            // Packed, as the engine stores blocks whose delays and targets fit.
+            let b = SynapseBlock::new(row_ptr, synapses);
+            assert!(b.is_packed());
             Connectivity {
                 blocks: vec![b],
                 max_delay: MAX_DELAY as u16,
@@ -135,10 +139,13 @@ fn delivery(c: &mut Criterion) {
             for c in &st.conns {
                 let b = &c.blocks[0];
                 for &i in &st.spikes {
-                    for s in b.row_synapses(i as usize) {
-                        sum += s.weight;
-                        dsum += u32::from(s.delay);
-                        tsum += u32::from(s.target);
+                    let Row::Packed(row) = b.row_synapses(i as usize) else {
+                        unreachable!("the blocks are packed")
+                    };
+                    for &s in row {
+                        sum += s.weight();
+                        dsum += s.delay() as u32;
+                        tsum += s.target() as u32;
                     }
                 }
             }

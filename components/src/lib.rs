@@ -9,7 +9,10 @@ mod projection;
 mod recording;
 mod synaptic_input;
 
-pub use connectivity::{Connectivity, Synapse, SynapseBlock};
+pub use connectivity::{
+    Connectivity, PACKED_MAX_DELAY, PACKED_MAX_TARGETS, PackedSynapse, Row, Synapse, SynapseBlock,
+    SynapseRecord, SynapseStore,
+};
 pub use input::{DcInput, PoissonInput, SpikeGeneratorInput};
 pub use neuron_state::{NeuronBlockMut, NeuronState};
 pub use plasticity::{
@@ -21,7 +24,7 @@ pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
     Arrival, CHANNELS, MAX_RING_BLOCK, ROW_AHEAD, RingBlockMut, RingWriter, SynapticInput,
-    channel_of, prefetch, prefetch_span,
+    channel_of, prefetch, prefetch_row, prefetch_span,
 };
 
 /// Number of target neurons per delivery block.

@@ -1,6 +1,6 @@
 use bevy_ecs::prelude::*;
 
-use crate::Synapse;
+use crate::{Row, SynapseRecord};
 
 /// Number of synaptic input channels per neuron: 0 excitatory (weight >= 0),
 /// 1 inhibitory (weight < 0), routed by the sign of the weight as NEST does.
@@ -133,29 +133,44 @@ impl RingWriter<'_> {
 
     /// Adds one row of synapses: each adds its weight to its block neuron, in the channel
     /// of the weight's sign, `delay` slots after slot `now`. The inner loop that every
-    /// delivery path shares.
+    /// delivery path shares (one copy per synapse layout).
     #[inline]
-    pub fn add_row(&mut self, now: usize, row: &[Synapse]) {
+    pub fn add_row(&mut self, now: usize, row: Row<'_>) {
+        match row {
+            Row::Packed(r) => self.add_records(now, r),
+            Row::Unpacked(r) => self.add_records(now, r),
+        }
+    }
+
+    #[inline(always)]
+    fn add_records<S: SynapseRecord>(&mut self, now: usize, row: &[S]) {
         let slots = self.slots();
-        for s in row {
-            let slot = slot_after(now, usize::from(s.delay), slots);
-            self.add(slot, usize::from(s.target), s.weight);
+        for &s in row {
+            let slot = slot_after(now, s.delay(), slots);
+            self.add(slot, s.target(), s.weight());
         }
     }
 
     /// Adds `rows` in order, with every line of the row [`ROW_AHEAD`] rows later asked
     /// for while one is added.
-    pub fn add_rows(&mut self, now: usize, rows: &[&[Synapse]]) {
+    pub fn add_rows(&mut self, now: usize, rows: &[Row<'_>]) {
         for row in rows.iter().take(ROW_AHEAD) {
-            prefetch_span(row);
+            prefetch_row(*row);
         }
         for (k, row) in rows.iter().enumerate() {
             if let Some(ahead) = rows.get(k + ROW_AHEAD) {
-                prefetch_span(ahead);
+                prefetch_row(*ahead);
             }
-            self.add_row(now, row);
+            self.add_row(now, *row);
         }
     }
+}
+
+/// Asks for every cache line of `row`.
+#[inline(always)]
+pub fn prefetch_row(row: Row<'_>) {
+    let (start, len) = row.bytes();
+    prefetch_bytes(start, len);
 }
 
 /// Delay ring buffers of one population: for every neuron, channel and future step up to
@@ -436,6 +451,40 @@ mod tests {
                 reference[(b * slots + slot) * CHANNELS * block + channel_of(w) * block + j] += w;
             }
         }
+    }
+
+    /// A row adds the same arrivals, in the same order, whichever layout holds it.
+    #[test]
+    fn packed_and_unpacked_rows_add_the_same_arrivals() {
+        use crate::{Synapse, SynapseBlock, SynapseStore};
+        let syn: Vec<Synapse> = (0..200u16)
+            .map(|k| Synapse {
+                target: (k * 13) % 1024,
+                delay: 1 + (k * 7) % 40,
+                weight: f32::from(k) * 0.5 - 30.0,
+            })
+            .collect();
+        let packed = SynapseBlock::new(vec![0, 120, 200], syn.clone());
+        let unpacked = SynapseBlock::from_store(vec![0, 120, 200], SynapseStore::Unpacked(syn));
+        assert!(packed.is_packed() && !unpacked.is_packed());
+        let mut rings = [
+            SynapticInput::new(1024, 1024, 40),
+            SynapticInput::new(1024, 1024, 40),
+        ];
+        for step in [3u64, 4, 30, 41] {
+            for (ring, blk) in rings.iter_mut().zip([&packed, &unpacked]) {
+                let mut block = ring.blocks_mut().remove(0);
+                let mut w = block.writer();
+                let now = w.slot_of(step);
+                w.add_rows(now, &[blk.row_synapses(1), blk.row_synapses(0)]);
+            }
+        }
+        let [a, b] = rings.map(|r| r.folded());
+        assert!(a.iter().any(|&x| x != 0.0));
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     /// A restored ring gives back what it was given, reads each slot's restored sums once

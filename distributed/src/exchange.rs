@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, Population, Projection, RingBlockMut, Spikes, StableId, Synapse, SynapticInput,
+    Connectivity, Population, Projection, RingBlockMut, Row, Spikes, StableId, SynapticInput,
 };
 use myelin_engine::{DeliveryPlan, SimClock};
 use rayon::prelude::*;
@@ -279,12 +279,12 @@ impl Exchanger {
         }
     }
 
-    /// Bytes of this rank's connectivity: synapses (8 bytes each) and compact rows.
+    /// Bytes of this rank's connectivity: synapses (6 or 8 bytes each) and compact rows.
     pub fn connectivity_bytes(&self, world: &mut World) -> usize {
         let syn: usize = world
             .query::<&Connectivity>()
             .iter(world)
-            .map(|c| c.len() * 8)
+            .flat_map(|c| c.blocks.iter().map(|b| b.synapse_bytes()))
             .sum();
         let rows: usize = self
             .rows
@@ -469,7 +469,7 @@ type Incoming<'a> = (&'a Connectivity, &'a [Option<CompactRows>], &'a [u32]);
 #[inline]
 fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) {
     let b = ring.index;
-    let mut found: Vec<&[Synapse]> = Vec::new();
+    let mut found: Vec<Row<'_>> = Vec::new();
     for (conn, rows, sources) in list {
         let Some(c) = &rows[b] else { continue };
         let blk = &conn.blocks[b];
@@ -482,7 +482,7 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
             if c.sources[at] != i {
                 continue;
             }
-            found.push(&blk.synapses[c.ptr[at] as usize..c.ptr[at + 1] as usize]);
+            found.push(blk.slice(c.ptr[at] as usize..c.ptr[at + 1] as usize));
         }
     }
     let mut data = ring.writer();

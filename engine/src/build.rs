@@ -413,7 +413,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             let (mut sources, mut tgts) = (Vec::new(), Vec::new());
             for (b, blk) in conn.blocks.iter().enumerate() {
                 for i in 0..conn.n_source {
-                    for s in blk.row_synapses(i) {
+                    for s in blk.row_synapses(i).iter() {
                         let t = b * DELIVERY_BLOCK + usize::from(s.target);
                         if mask.as_ref().is_none_or(|m| m[t]) {
                             sources.push(i as u32);

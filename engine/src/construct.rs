@@ -2,7 +2,7 @@
 //! target drawing from its own streams; the engine packs the answers into target-blocked
 //! compressed rows, block-parallel.
 
-use myelin_components::{Connectivity, Synapse, SynapseBlock};
+use myelin_components::{Connectivity, PackedSynapse, Synapse, SynapseBlock, SynapseStore};
 use rayon::prelude::*;
 
 use crate::network::Dist;
@@ -213,19 +213,39 @@ fn build_block(
         }));
     }
     // Counting sort by source; stable, so each row keeps ascending target / draw order. The
-    // scatter moves one 8-byte synapse straight into its place in the block.
+    // scatter moves each synapse straight into its place in the block, packed when every
+    // synapse of the block fits a `PackedSynapse`.
     for i in 0..n_source {
         row_ptr[i + 1] += row_ptr[i];
     }
     fill.clear();
     fill.extend_from_slice(&row_ptr);
-    let mut synapses = vec![Synapse::default(); syn.len()];
+    let synapses = if syn.iter().all(|&x| PackedSynapse::pack(x).is_some()) {
+        SynapseStore::Packed(scatter(src, syn, fill, |x| {
+            PackedSynapse::pack(x).expect("checked to fit")
+        }))
+    } else {
+        SynapseStore::Unpacked(scatter(src, syn, fill, |x| x))
+    };
+    SynapseBlock::from_store(row_ptr, synapses)
+}
+
+/// Moves synapse `k` (`syn[k]`, from source `src[k]`) to the next free place of its
+/// source's row (`fill`), as `put` makes it.
+#[inline]
+fn scatter<T: Copy + Default>(
+    src: &[u32],
+    syn: &[Synapse],
+    fill: &mut [u32],
+    put: impl Fn(Synapse) -> T,
+) -> Vec<T> {
+    let mut out = vec![T::default(); syn.len()];
     for (&s, &x) in src.iter().zip(syn.iter()) {
         let p = &mut fill[s as usize];
-        synapses[*p as usize] = x;
+        out[*p as usize] = put(x);
         *p += 1;
     }
-    SynapseBlock { row_ptr, synapses }
+    out
 }
 
 #[cfg(test)]

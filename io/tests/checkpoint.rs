@@ -79,17 +79,16 @@ fn block(n_source: usize, rows: &[(u32, u16, f32, u16)]) -> SynapseBlock {
     for i in 0..n_source {
         row_ptr[i + 1] += row_ptr[i];
     }
-    SynapseBlock {
+    SynapseBlock::new(
         row_ptr,
-        synapses: rows
-            .iter()
+        rows.iter()
             .map(|&(_, target, weight, delay)| Synapse {
                 target,
                 delay,
                 weight,
             })
             .collect(),
-    }
+    )
 }
 
 /// A world of two populations (`E`: 1500 neurons in two blocks, `I`: 10), one projection,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, ROW_AHEAD, RingBlockMut, Spikes, SynapticInput, prefetch, prefetch_span,
+    Connectivity, ROW_AHEAD, RingBlockMut, Spikes, SynapticInput, prefetch, prefetch_row,
 };
 use myelin_components::{PlasticityState, Projection};
 use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
@@ -81,8 +81,8 @@ const LIST_AHEAD_BYTES: usize = 256;
 
 /// Asks for every cache line of source `i`'s row in `blk`.
 #[inline(always)]
-fn prefetch_row(blk: &myelin_components::SynapseBlock, i: usize) {
-    prefetch_span(blk.row_synapses(i));
+fn prefetch_source(blk: &myelin_components::SynapseBlock, i: usize) {
+    prefetch_row(blk.row_synapses(i));
 }
 
 /// The delivery kernel of one target block: for each projection and each of its spiking
@@ -111,14 +111,14 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
         prefetch(blk.row_ptr.as_ptr().wrapping_add(i));
     }
     for (blk, i) in row_ahead.by_ref().take(ROW_AHEAD) {
-        prefetch_row(blk, i);
+        prefetch_source(blk, i);
     }
     for (blk, i) in rows() {
         if let Some((ahead, j)) = ptr_ahead.next() {
             prefetch(ahead.row_ptr.as_ptr().wrapping_add(j));
         }
         if let Some((ahead, j)) = row_ahead.next() {
-            prefetch_row(ahead, j);
+            prefetch_source(ahead, j);
         }
         data.add_row(now, blk.row_synapses(i));
     }

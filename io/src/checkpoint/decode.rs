@@ -731,19 +731,19 @@ fn capture_projections<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
             t.dataset(
                 &format!("{bat}/targets"),
                 vec![n],
-                Array::Synapses(&blk.synapses, SynapseField::Target),
+                Array::Synapses(blk, SynapseField::Target),
                 Attrs::new(),
             );
             t.dataset(
                 &format!("{bat}/weights"),
                 vec![n],
-                Array::Synapses(&blk.synapses, SynapseField::Weight),
+                Array::Synapses(blk, SynapseField::Weight),
                 attrs([("unit", "pA or mV (the target model's input unit)".into())]),
             );
             t.dataset(
                 &format!("{bat}/delays"),
                 vec![n],
-                Array::Synapses(&blk.synapses, SynapseField::Delay),
+                Array::Synapses(blk, SynapseField::Delay),
                 attrs([("unit", "steps".into())]),
             );
         }
@@ -1212,7 +1212,7 @@ fn decode_projection(
                 weight,
             })
             .collect();
-        blocks.push(SynapseBlock { row_ptr, synapses });
+        blocks.push(SynapseBlock::new(row_ptr, synapses));
     }
     let pat = format!("{at}/plasticity");
     let plasticity = match r.attr(&pat, "rule") {

@@ -386,8 +386,7 @@ pub fn record_weights(
                         continue;
                     }
                     r.values.extend(
-                        blk.synapses
-                            .iter()
+                        blk.iter()
                             .filter(|s| m[first + usize::from(s.target)])
                             .map(|s| s.weight),
                     );

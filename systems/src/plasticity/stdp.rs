@@ -307,7 +307,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in row {
-            let syn_k = blk.synapses[k];
+            let syn_k = blk.synapse(k);
             let (t, d) = (usize::from(syn_k.target), u64::from(syn_k.delay));
             let (lo, hi) = (fr.saturating_sub(d), stamp.saturating_sub(d));
             // Most windows hold no or only the latest spike: decided from the dense tail,
@@ -344,7 +344,7 @@ fn deliver_impl<W: WeightDependence, const P: u8>(
                 s,
                 Some(kminus),
             ) as f32;
-            blk.synapses[k].weight = w;
+            blk.set_weight(k, w);
             // After the pairing, the per-synapse state takes the new presynaptic spike.
             if let Some(c) = state.as_mut() {
                 match P {
@@ -409,7 +409,7 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
         let (tl, fr) = (t_last[i], from[i]);
         let kp = kplus.get(i).copied().unwrap_or(0.0);
         for k in blk.row(i) {
-            let syn_k = blk.synapses[k];
+            let syn_k = blk.synapse(k);
             let (t, d) = (usize::from(syn_k.target), u64::from(syn_k.delay));
             let hist = &post.history[t];
             let (b, e) = window(hist, fr.saturating_sub(d), until.saturating_sub(d));
@@ -417,7 +417,7 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
                 continue;
             }
             let s = state.as_mut().map(|c| &mut c[k]);
-            blk.synapses[k].weight = pair::<W, P>(
+            let w = pair::<W, P>(
                 w_dep,
                 table,
                 f64::from(syn_k.weight),
@@ -428,6 +428,7 @@ fn catch_up_impl<W: WeightDependence, const P: u8>(
                 s,
                 None,
             ) as f32;
+            blk.set_weight(k, w);
         }
     }
 }
