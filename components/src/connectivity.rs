@@ -235,11 +235,6 @@ impl SynapseBlock {
         Self { row_ptr, synapses }
     }
 
-    /// The synapses in their layout.
-    pub fn store(&self) -> &SynapseStore {
-        &self.synapses
-    }
-
     /// Number of synapses.
     pub fn len(&self) -> usize {
         self.all().len()

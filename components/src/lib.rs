@@ -24,7 +24,7 @@ pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
     Arrival, CHANNELS, MAX_RING_BLOCK, ROW_AHEAD, RingBlockMut, RingWriter, SynapticInput,
-    channel_of, prefetch, prefetch_row, prefetch_span,
+    channel_of, prefetch, prefetch_row,
 };
 
 /// Number of target neurons per delivery block.

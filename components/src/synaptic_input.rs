@@ -71,12 +71,6 @@ pub fn prefetch_bytes(start: *const u8, len: usize) {
     }
 }
 
-/// Asks for every cache line of `xs`.
-#[inline(always)]
-pub fn prefetch_span<T>(xs: &[T]) {
-    prefetch_bytes(xs.as_ptr().cast(), std::mem::size_of_val(xs));
-}
-
 /// Sums `list` into the slot's cells (`channel * block + neuron`), in list order.
 #[inline]
 fn fold(cells: &mut [f32], list: &[Arrival]) {
