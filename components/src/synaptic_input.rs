@@ -182,7 +182,7 @@ pub fn prefetch_row(row: Row<'_>) {
 /// updates of buffers too large for the cache. Since a slot holds nothing but its list
 /// until it is read, a block keeps one buffer, the slot of the current step
 /// (`CHANNELS * block` floats): the list is summed into it, the neuron update reads it and
-/// clears it, and the same few kilobytes serve every step, so they stay in the cache.
+/// clears it, and the same few kilobytes serve every step, so they can stay in the cache.
 ///
 /// The ring as a whole, `[block][slot][channel][neuron in block]`, exists only in
 /// checkpoints ([`Self::folded`], [`Self::restore`]). Sums restored from one wait, per

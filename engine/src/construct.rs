@@ -137,9 +137,7 @@ pub fn build_connectivity_local(
             if first.max(local.start) >= last.min(local.end) {
                 return (SynapseBlock::default(), 1);
             }
-            let blk = build_block(rule, ctx, weight, delay, dt, first, last, &local, scratch);
-            let longest = blk.delays().max().unwrap_or(1);
-            (blk, longest)
+            build_block(rule, ctx, weight, delay, dt, first, last, &local, scratch)
         })
         .unzip();
     let max_delay = delays.into_iter().max().unwrap_or(1);
@@ -163,6 +161,8 @@ struct Scratch {
     delays: Vec<f64>,
 }
 
+/// The synapses onto targets `first..last` (those in `local`), as one block, and their
+/// longest delay [steps] (1 without synapses).
 fn build_block(
     rule: &dyn ConnectionRule,
     ctx: &RuleContext,
@@ -173,7 +173,7 @@ fn build_block(
     last: usize,
     local: &std::ops::Range<usize>,
     scratch: &mut Scratch,
-) -> SynapseBlock {
+) -> (SynapseBlock, u16) {
     let (seed, id) = (ctx.seed, ctx.projection);
     // Each synapse as its source and the synapse itself, in target order.
     let Scratch {
@@ -220,14 +220,21 @@ fn build_block(
     }
     fill.clear();
     fill.extend_from_slice(&row_ptr);
-    let synapses = if syn.iter().all(|&x| PackedSynapse::pack(x).is_some()) {
+    // One pass over the synapses, still in the cache, for the layout and the longest delay.
+    let (fits, longest) = syn.iter().fold((true, 1), |(fits, longest), &x| {
+        (
+            fits && PackedSynapse::pack(x).is_some(),
+            longest.max(x.delay),
+        )
+    });
+    let synapses = if fits {
         SynapseStore::Packed(scatter(src, syn, fill, |x| {
             PackedSynapse::pack(x).expect("checked to fit")
         }))
     } else {
         SynapseStore::Unpacked(scatter(src, syn, fill, |x| x))
     };
-    SynapseBlock::from_store(row_ptr, synapses)
+    (SynapseBlock::from_store(row_ptr, synapses), longest)
 }
 
 /// Moves synapse `k` (`syn[k]`, from source `src[k]`) to the next free place of its

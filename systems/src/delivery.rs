@@ -79,12 +79,6 @@ const ROW_PTR_AHEAD: usize = 12;
 /// How many bytes of each slot's list delivery fetches before it starts a block.
 const LIST_AHEAD_BYTES: usize = 256;
 
-/// Asks for every cache line of source `i`'s row in `blk`.
-#[inline(always)]
-fn prefetch_source(blk: &myelin_components::SynapseBlock, i: usize) {
-    prefetch_row(blk.row_synapses(i));
-}
-
 /// The delivery kernel of one target block: for each projection and each of its spiking
 /// sources, the source's row of synapses onto this block enters the ring slots `delay`
 /// steps after `step`. Public for the kernel benchmark (`benches/delivery.rs`).
@@ -111,14 +105,14 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
         prefetch(blk.row_ptr.as_ptr().wrapping_add(i));
     }
     for (blk, i) in row_ahead.by_ref().take(ROW_AHEAD) {
-        prefetch_source(blk, i);
+        prefetch_row(blk.row_synapses(i));
     }
     for (blk, i) in rows() {
         if let Some((ahead, j)) = ptr_ahead.next() {
             prefetch(ahead.row_ptr.as_ptr().wrapping_add(j));
         }
         if let Some((ahead, j)) = row_ahead.next() {
-            prefetch_source(ahead, j);
+            prefetch_row(ahead.row_synapses(j));
         }
         data.add_row(now, blk.row_synapses(i));
     }

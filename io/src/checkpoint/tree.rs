@@ -43,7 +43,7 @@ pub(crate) enum Array<'a> {
     Synapses(&'a SynapseBlock, SynapseField),
 }
 
-/// A field of [`Synapse`], stored as its own dataset.
+/// A field of a block's synapses (`myelin_components::Synapse`), stored as its own dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SynapseField {
     /// The block-local targets (`u16`).
