@@ -448,6 +448,7 @@ fn deliver(
             }
         }
         work.into_par_iter()
+            .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
             .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
     }
     for (e, ring) in rings {

@@ -150,6 +150,7 @@ pub fn integrate<M: NeuronModel>(
             }
         }
         work.into_par_iter()
+            .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
             .for_each(|(m, mut nb, mut rb, cur, out)| {
                 out.clear();
                 let (ex, inh) = rb.slot_mut(step);

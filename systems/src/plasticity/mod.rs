@@ -234,20 +234,22 @@ pub fn deliver_plastic(
             }
         }
     }
-    work.into_par_iter().for_each(|(mut ring, mut list)| {
-        for part in list.iter_mut() {
-            part.kernel.deliver(
-                PlasticStep {
-                    step,
-                    spikes: part.spikes,
-                },
-                &mut part.syn,
-                part.pre,
-                &part.post,
-                &mut ring,
-            );
-        }
-    });
+    work.into_par_iter()
+        .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
+        .for_each(|(mut ring, mut list)| {
+            for part in list.iter_mut() {
+                part.kernel.deliver(
+                    PlasticStep {
+                        step,
+                        spikes: part.spikes,
+                    },
+                    &mut part.syn,
+                    part.pre,
+                    &part.post,
+                    &mut ring,
+                );
+            }
+        });
     drop(views);
     for (_, state, kernel, sp) in active.into_values() {
         kernel.after_delivery(PlasticStep { step, spikes: sp }, state);
@@ -337,6 +339,7 @@ pub fn catch_up(
             };
             split_blocks(conn, synapse, post)
                 .into_par_iter()
+                .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
                 .for_each(|(mut syn, post)| kernel.catch_up(at, &mut syn, &view, &post));
             drop(view);
             kernel.after_catch_up(at, state);
