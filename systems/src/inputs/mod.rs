@@ -280,7 +280,7 @@ pub fn poisson_inputs(
     mut rings: Query<(Entity, &mut SynapticInput)>,
 ) {
     let (step, seed) = (clock.step, seed.map_or(0, |s| s.0));
-    let mut by_target: HashMap<Entity, Vec<(&PoissonInput, u32, u64)>> = HashMap::new();
+    let mut by_target: HashMap<Entity, Vec<Sending<'_>>> = HashMap::new();
     let mut sorted: Vec<_> = inputs
         .iter()
         .filter_map(|(p, id)| {
@@ -295,7 +295,7 @@ pub fn poisson_inputs(
     if by_target.is_empty() {
         return;
     }
-    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&PoissonInput, u32, u64)>)> = Vec::new();
+    let mut work: Vec<(RingBlockMut<'_>, &Vec<Sending<'_>>)> = Vec::new();
     for (e, ring) in rings.iter_mut() {
         if let Some(list) = by_target.get(&e) {
             for b in ring.into_inner().blocks_mut() {
@@ -305,73 +305,69 @@ pub fn poisson_inputs(
     }
     work.into_par_iter()
         .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-        .for_each(|(mut ring, list)| {
-            let (first, len) = (ring.first, ring.len);
-            let (ex, inh) = ring.slot_mut(step);
-            for &(p, id, sent) in list {
-                let cells: &mut [f32] = if channel_of(p.weight) == 0 {
-                    &mut *ex
-                } else {
-                    &mut *inh
-                };
-                let th = p.thresholds.as_slice();
-                if th.is_empty() {
-                    // Large means: PTRS on each neuron's own stream.
-                    for_each_selected(&p.neurons, first, len, |j| {
-                        let i = (first + j) as u32;
-                        let k = poisson(
-                            &mut Stream::new(seed, Purpose::Poisson, id, i, sent),
-                            p.lambda,
-                            (-p.lambda).exp(),
-                        );
-                        cells[j] += k as f32 * p.weight;
-                    });
-                    continue;
-                }
-                if p.neurons.is_none() {
-                    // Every neuron of the block (blocks start at multiples of POISSON_BATCH; lanes
-                    // past the block's end are drawn and dropped).
-                    debug_assert!(first % POISSON_BATCH == 0);
-                    for j0 in (0..len).step_by(POISSON_BATCH) {
-                        let ks = poisson_counts_lanes(
-                            seed,
-                            Purpose::Poisson,
-                            id,
-                            (first + j0) as u32,
-                            sent,
-                            th,
-                        );
-                        let n = POISSON_BATCH.min(len - j0);
-                        for (c, &k) in cells[j0..j0 + n].iter_mut().zip(&ks) {
-                            *c += k as f32 * p.weight;
-                        }
-                    }
-                    continue;
-                }
-                // Selected neurons (a subset, or an MPI rank's own part): the same grouped
-                // draws, one batch of POISSON_BATCH neurons for each batch holding a selected one.
-                let sel = p.neurons.as_deref().unwrap_or_default();
-                let lo = sel.partition_point(|&i| (i as usize) < first);
-                let hi = sel.partition_point(|&i| (i as usize) < first + len);
-                let mut k = lo;
-                while k < hi {
-                    let j0 = (sel[k] as usize - first) / POISSON_BATCH * POISSON_BATCH;
-                    let ks = poisson_counts_lanes(
-                        seed,
-                        Purpose::Poisson,
-                        id,
-                        (first + j0) as u32,
-                        sent,
-                        th,
-                    );
-                    while k < hi && (sel[k] as usize - first) < j0 + POISSON_BATCH {
-                        let j = sel[k] as usize - first;
-                        cells[j] += ks[j - j0] as f32 * p.weight;
-                        k += 1;
-                    }
+        .for_each(|(mut ring, list)| poisson_block(&mut ring, list, step, seed));
+}
+
+/// An input whose events sent at one step arrive now: the input, its stable id and the
+/// sending step.
+type Sending<'a> = (&'a PoissonInput, u32, u64);
+
+/// Adds the Poisson events of `list` that arrive at `step` to one block (the body of
+/// [`poisson_inputs`]' parallel loop).
+fn poisson_block(ring: &mut RingBlockMut<'_>, list: &[Sending<'_>], step: u64, seed: u64) {
+    let (first, len) = (ring.first, ring.len);
+    let (ex, inh) = ring.slot_mut(step);
+    for &(p, id, sent) in list {
+        let cells: &mut [f32] = if channel_of(p.weight) == 0 {
+            &mut *ex
+        } else {
+            &mut *inh
+        };
+        let th = p.thresholds.as_slice();
+        if th.is_empty() {
+            // Large means: PTRS on each neuron's own stream.
+            for_each_selected(&p.neurons, first, len, |j| {
+                let i = (first + j) as u32;
+                let k = poisson(
+                    &mut Stream::new(seed, Purpose::Poisson, id, i, sent),
+                    p.lambda,
+                    (-p.lambda).exp(),
+                );
+                cells[j] += k as f32 * p.weight;
+            });
+            continue;
+        }
+        if p.neurons.is_none() {
+            // Every neuron of the block (blocks start at multiples of POISSON_BATCH; lanes
+            // past the block's end are drawn and dropped).
+            debug_assert!(first % POISSON_BATCH == 0);
+            for j0 in (0..len).step_by(POISSON_BATCH) {
+                let ks =
+                    poisson_counts_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, sent, th);
+                let n = POISSON_BATCH.min(len - j0);
+                for (c, &k) in cells[j0..j0 + n].iter_mut().zip(&ks) {
+                    *c += k as f32 * p.weight;
                 }
             }
-        });
+            continue;
+        }
+        // Selected neurons (a subset, or an MPI rank's own part): the same grouped
+        // draws, one batch of POISSON_BATCH neurons for each batch holding a selected one.
+        let sel = p.neurons.as_deref().unwrap_or_default();
+        let lo = sel.partition_point(|&i| (i as usize) < first);
+        let hi = sel.partition_point(|&i| (i as usize) < first + len);
+        let mut k = lo;
+        while k < hi {
+            let j0 = (sel[k] as usize - first) / POISSON_BATCH * POISSON_BATCH;
+            let ks =
+                poisson_counts_lanes(seed, Purpose::Poisson, id, (first + j0) as u32, sent, th);
+            while k < hi && (sel[k] as usize - first) < j0 + POISSON_BATCH {
+                let j = sel[k] as usize - first;
+                cells[j] += ks[j - j0] as f32 * p.weight;
+                k += 1;
+            }
+        }
+    }
 }
 
 /// Sets the external current of driven populations: zero, plus every active DC input.
