@@ -23,8 +23,8 @@ pub use population::{ExternalCurrent, Population, Spikes, StableId};
 pub use projection::Projection;
 pub use recording::{SpikeRecorder, StateRecorder};
 pub use synaptic_input::{
-    Arrival, CHANNELS, MAX_RING_BLOCK, ONE_BLOCK_PER_TASK, ROW_AHEAD, RingBlockMut, RingWriter,
-    SynapticInput, channel_of, prefetch, prefetch_row,
+    Arrival, CHANNELS, MAX_RING_BLOCK, ROW_AHEAD, RingBlockMut, RingWriter, SynapticInput,
+    channel_of, prefetch, prefetch_row,
 };
 
 /// Number of target neurons per delivery block.

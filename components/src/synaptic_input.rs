@@ -34,19 +34,6 @@ pub const MAX_RING_BLOCK: usize = (u16::MAX as usize + 1) / CHANNELS;
 /// it.
 pub const ROW_AHEAD: usize = 4;
 
-/// The most blocks one rayon task takes in the per-step loops over blocks (inputs, neuron
-/// update, delivery, plasticity; `with_max_len`). Left to itself, rayon splits a loop only
-/// a few times (about twice per thread, and again when a worker steals), so with two
-/// threads and about 80 blocks a task holds a run of some 20 consecutive blocks that no
-/// other worker can take once it has started; blocks differ in cost (short last blocks,
-/// unequal in-degrees), so at the end of every phase one worker waited for the other's
-/// run. With one block per task a worker that runs out takes any block not yet started.
-/// Measured on the microcircuit (300 ms, 2 threads, `docs/performance.md`): the workers'
-/// time inside the block kernels over twice the phase's wall time rose from 66–74 to
-/// 82–86 % (inputs), 51–57 to 61–66 % (neuron update) and 79–86 to 91–94 % (delivery).
-/// Each block is still written by one task, so results do not change.
-pub const ONE_BLOCK_PER_TASK: usize = 1;
-
 /// The slot `delay` slots after slot `now`, in a ring of `slots` (`delay < slots`).
 #[inline(always)]
 fn slot_after(now: usize, delay: usize, slots: usize) -> usize {

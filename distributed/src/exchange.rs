@@ -22,7 +22,6 @@ use myelin_components::{
     Connectivity, Population, Projection, RingBlockMut, Row, Spikes, StableId, SynapticInput,
 };
 use myelin_engine::{DeliveryPlan, SimClock};
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::comm::Comm;
@@ -447,9 +446,9 @@ fn deliver(
                 }
             }
         }
-        work.into_par_iter()
-            .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-            .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
+        myelin_engine::for_each_block(work, |(mut ring, list)| {
+            deliver_block(&mut ring, list, step)
+        });
     }
     for (e, ring) in rings {
         *world

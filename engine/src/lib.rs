@@ -38,7 +38,7 @@ pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
 pub use registry::{
     InputEntry, ModelRegistry, NeuronEntry, PlasticityEntry, RegistryAppExt, RuleEntry,
 };
-pub use schedule::{PhaseTimers, SimStep, SimSystems};
+pub use schedule::{PhaseTimers, SimStep, SimSystems, for_each_block};
 pub use sim::Simulation;
 pub use validate::validate;
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use bevy_app::App;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleLabel, SingleThreadedExecutor};
+use rayon::prelude::*;
 
 /// The schedule that advances the simulation by one step.
 #[derive(ScheduleLabel, Clone, Debug, PartialEq, Eq, Hash)]
@@ -131,4 +132,21 @@ pub(crate) fn configure(app: &mut App) {
             lap::<7>.in_set(PhaseBoundary(7)),
         ),
     );
+}
+
+/// Runs `f` on every per-block work item of a step's phase (inputs, neuron update,
+/// delivery, plasticity), in parallel, one block per rayon task.
+///
+/// Left to itself, rayon splits a loop only a few times (as I read its adaptive splitter:
+/// about twice per thread, and again when a worker steals), so with two threads and about
+/// 80 blocks a task holds a run of consecutive blocks, some 20 by that reading, that no
+/// other worker can take once it has started. Blocks differ in cost (each population's
+/// last block is short, in-degrees differ), so at the end of every phase one worker waited
+/// for the other. With one block per task a worker that runs out takes any block not yet
+/// started: in the microcircuit the workers' idle time in the three main phases fell from
+/// 1.40–2.24 s to 0.64–0.89 s a 300 ms run (`docs/performance.md`, "one block per task";
+/// the idle time was measured, the splits were not counted). Each item is still
+/// handled by one task, so results do not depend on the number of threads.
+pub fn for_each_block<T: Send>(blocks: Vec<T>, f: impl Fn(T) + Sync + Send) {
+    blocks.into_par_iter().with_max_len(1).for_each(f);
 }

@@ -5,12 +5,10 @@ use std::collections::HashMap;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, ONE_BLOCK_PER_TASK, ROW_AHEAD, RingBlockMut, Spikes, SynapticInput, prefetch,
-    prefetch_row,
+    Connectivity, ROW_AHEAD, RingBlockMut, Spikes, SynapticInput, prefetch, prefetch_row,
 };
 use myelin_components::{PlasticityState, Projection};
-use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, on_cpu};
-use rayon::prelude::*;
+use myelin_engine::{DeliveryPlan, SimClock, SimStep, SimSystems, for_each_block, on_cpu};
 
 /// The device kernel of static delivery (`deliver_static`).
 pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
@@ -69,12 +67,9 @@ pub fn deliver(
             }
         }
     }
-    // One block per task: rayon otherwise leaves each worker a run of blocks it cannot
-    // share, and blocks differ in cost (short last blocks, unequal in-degrees), so one
-    // worker would idle at the end of every phase. See `ONE_BLOCK_PER_TASK`.
-    work.into_par_iter()
-        .with_max_len(ONE_BLOCK_PER_TASK)
-        .for_each(|(mut ring, list)| deliver_block(&mut ring, list, step));
+    for_each_block(work, |(mut ring, list)| {
+        deliver_block(&mut ring, list, step)
+    });
 }
 
 /// How many rows ahead delivery fetches the row offsets (the rows themselves are fetched

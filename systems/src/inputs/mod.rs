@@ -17,7 +17,6 @@ use myelin_engine::{
     InputContext, InputModel, ParamIssue, ParamSpec, Params, Range, RegistryAppExt, RunSeed,
     SimClock, SimStep, SimSystems, delay_steps, on_cpu,
 };
-use rayon::prelude::*;
 
 /// First step at or after `ms` [ms].
 fn step_at(ms: f64, dt: f64) -> u64 {
@@ -303,9 +302,9 @@ pub fn poisson_inputs(
             }
         }
     }
-    work.into_par_iter()
-        .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-        .for_each(|(mut ring, list)| poisson_block(&mut ring, list, step, seed));
+    myelin_engine::for_each_block(work, |(mut ring, list)| {
+        poisson_block(&mut ring, list, step, seed)
+    });
 }
 
 /// An input whose events sent at one step arrive now: the input, its stable id and the

@@ -34,7 +34,6 @@ use myelin_engine::{
     KernelSource, LocalNeurons, NeuronModel, Neurons, RegistryAppExt, SimClock, SimStep,
     SimSystems, on_cpu,
 };
-use rayon::prelude::*;
 
 pub use iaf_psc_alpha::IafPscAlpha;
 pub use iaf_psc_delta::IafPscDelta;
@@ -149,15 +148,13 @@ pub fn integrate<M: NeuronModel>(
                 work.push((*m, nb, rb, cur, out));
             }
         }
-        work.into_par_iter()
-            .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-            .for_each(|(m, mut nb, mut rb, cur, out)| {
-                out.clear();
-                let (ex, inh) = rb.slot_mut(step);
-                m.update(&mut nb, ex, inh, cur, out);
-                ex.fill(0.0);
-                inh.fill(0.0);
-            });
+        myelin_engine::for_each_block(work, |(m, mut nb, mut rb, cur, out)| {
+            out.clear();
+            let (ex, inh) = rb.slot_mut(step);
+            m.update(&mut nb, ex, inh, cur, out);
+            ex.fill(0.0);
+            inh.fill(0.0);
+        });
     }
     for (_, _, _, _, spikes, _) in pops.iter_mut() {
         spikes.gather();

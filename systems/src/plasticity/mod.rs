@@ -40,7 +40,6 @@ use myelin_engine::{
     DeliveryPlan, PlasticStep, PlasticSynapses, Plasticity, PlasticityKernel, PlasticityRule,
     RegistryAppExt, SimClock, SimStep, SimSystems,
 };
-use rayon::prelude::*;
 
 /// Simulated time between catch-ups [ms]: a source that has not spiked for this long gets
 /// its pending pairings applied, so a post-spike history holds at most two such periods
@@ -234,22 +233,20 @@ pub fn deliver_plastic(
             }
         }
     }
-    work.into_par_iter()
-        .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-        .for_each(|(mut ring, mut list)| {
-            for part in list.iter_mut() {
-                part.kernel.deliver(
-                    PlasticStep {
-                        step,
-                        spikes: part.spikes,
-                    },
-                    &mut part.syn,
-                    part.pre,
-                    &part.post,
-                    &mut ring,
-                );
-            }
-        });
+    myelin_engine::for_each_block(work, |(mut ring, mut list)| {
+        for part in list.iter_mut() {
+            part.kernel.deliver(
+                PlasticStep {
+                    step,
+                    spikes: part.spikes,
+                },
+                &mut part.syn,
+                part.pre,
+                &part.post,
+                &mut ring,
+            );
+        }
+    });
     drop(views);
     for (_, state, kernel, sp) in active.into_values() {
         kernel.after_delivery(PlasticStep { step, spikes: sp }, state);
@@ -337,10 +334,9 @@ pub fn catch_up(
                 real: pre.iter().map(|c| c.values.as_slice()).collect(),
                 steps: pre_steps.iter().map(|c| c.values.as_slice()).collect(),
             };
-            split_blocks(conn, synapse, post)
-                .into_par_iter()
-                .with_max_len(myelin_components::ONE_BLOCK_PER_TASK)
-                .for_each(|(mut syn, post)| kernel.catch_up(at, &mut syn, &view, &post));
+            myelin_engine::for_each_block(split_blocks(conn, synapse, post), |(mut syn, post)| {
+                kernel.catch_up(at, &mut syn, &view, &post)
+            });
             drop(view);
             kernel.after_catch_up(at, state);
         }
