@@ -14,7 +14,7 @@ pub use connectivity::{
     SynapseRecord, SynapseStore,
 };
 pub use input::{DcInput, PoissonInput, SpikeGeneratorInput};
-pub use neuron_state::{NeuronBlockMut, NeuronState};
+pub use neuron_state::{Columns, NeuronBlockMut, NeuronState};
 pub use plasticity::{
     Column, PlasticityState, PostBlock, PostSpikes, PreView, SynapseColumn, TraceKind,
     WeightRecorder,

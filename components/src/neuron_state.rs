@@ -1,4 +1,5 @@
 use bevy_ecs::prelude::*;
+use smallvec::SmallVec;
 
 /// Neuron state of one population as struct-of-arrays: one column per state variable.
 ///
@@ -13,14 +14,20 @@ pub struct NeuronState {
     pub int: Vec<Vec<u32>>,
 }
 
+/// The columns of one block's view ([`NeuronBlockMut`]): a list of slices, held inline for
+/// up to eight columns (more spill to the heap), so that the neuron update's views of every
+/// block allocate nothing in a step. Build one with `collect()`; index or destructure it as
+/// a slice (`let [v, u] = &mut block.real[..]`).
+pub type Columns<'a, T> = SmallVec<[&'a mut [T]; 8]>;
+
 /// Mutable view of one delivery block of a population's neuron state.
 pub struct NeuronBlockMut<'a> {
     /// Population-local index of the block's first neuron.
     pub first: usize,
     /// Real-valued columns restricted to the block.
-    pub real: Vec<&'a mut [f32]>,
+    pub real: Columns<'a, f32>,
     /// Integer columns restricted to the block.
-    pub int: Vec<&'a mut [u32]>,
+    pub int: Columns<'a, u32>,
 }
 
 impl NeuronBlockMut<'_> {
@@ -62,27 +69,26 @@ impl NeuronState {
         self.len() == 0
     }
 
-    /// Splits every column into blocks of `block` neurons and returns one view per block.
-    pub fn blocks_mut(&mut self, block: usize) -> Vec<NeuronBlockMut<'_>> {
-        let n = self.len();
-        let nb = n.div_ceil(block);
-        let mut out: Vec<NeuronBlockMut<'_>> = (0..nb)
-            .map(|b| NeuronBlockMut {
-                first: b * block,
-                real: Vec::with_capacity(self.real.len()),
-                int: Vec::with_capacity(self.int.len()),
-            })
-            .collect();
-        for col in &mut self.real {
-            for (b, chunk) in col.chunks_mut(block).enumerate() {
-                out[b].real.push(chunk);
-            }
-        }
-        for col in &mut self.int {
-            for (b, chunk) in col.chunks_mut(block).enumerate() {
-                out[b].int.push(chunk);
-            }
-        }
-        out
+    /// Splits every column into blocks of `block` neurons: one view per block, in block
+    /// order.
+    pub fn blocks_mut(
+        &mut self,
+        block: usize,
+    ) -> impl ExactSizeIterator<Item = NeuronBlockMut<'_>> {
+        let blocks = self.len().div_ceil(block);
+        let mut real: SmallVec<[_; 8]> =
+            self.real.iter_mut().map(|c| c.chunks_mut(block)).collect();
+        let mut int: SmallVec<[_; 8]> = self.int.iter_mut().map(|c| c.chunks_mut(block)).collect();
+        (0..blocks).map(move |b| NeuronBlockMut {
+            first: b * block,
+            real: real
+                .iter_mut()
+                .map(|c| c.next().expect("a column per block"))
+                .collect(),
+            int: int
+                .iter_mut()
+                .map(|c| c.next().expect("a column per block"))
+                .collect(),
+        })
     }
 }

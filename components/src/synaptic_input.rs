@@ -313,6 +313,11 @@ impl SynapticInput {
         self.block
     }
 
+    /// Number of blocks.
+    pub fn blocks(&self) -> usize {
+        self.n.div_ceil(self.block)
+    }
+
     /// Whether the population is empty.
     pub fn is_empty(&self) -> bool {
         self.n == 0
@@ -330,15 +335,16 @@ impl SynapticInput {
         ring.add(slot, j, w);
     }
 
-    /// One mutable view per block.
-    pub fn blocks_mut(&mut self) -> Vec<RingBlockMut<'_>> {
+    /// One mutable view per block, in block order (an iterator, so that the per-step loops
+    /// allocate nothing to list them).
+    pub fn blocks_mut(&mut self) -> impl ExactSizeIterator<Item = RingBlockMut<'_>> {
         let (n, block, slots) = (self.n, self.block, self.slots);
         self.current
             .chunks_mut(CHANNELS * block)
             .zip(self.carried.chunks_mut(slots))
             .zip(self.pending.chunks_mut(slots))
             .enumerate()
-            .map(|(index, ((current, carried), pending))| RingBlockMut {
+            .map(move |(index, ((current, carried), pending))| RingBlockMut {
                 index,
                 first: index * block,
                 len: block.min(n - index * block),
@@ -348,7 +354,6 @@ impl SynapticInput {
                 carried,
                 pending,
             })
-            .collect()
     }
 }
 
@@ -398,7 +403,6 @@ mod tests {
     /// `[block][channel][neuron]`.
     fn read_step(ring: &mut SynapticInput, step: u64) -> Vec<Vec<f32>> {
         ring.blocks_mut()
-            .into_iter()
             .map(|mut b| {
                 let (ex, inh) = b.slot_mut(step);
                 let got = ex.iter().chain(inh.iter()).copied().collect();
@@ -467,7 +471,7 @@ mod tests {
         ];
         for step in [3u64, 4, 30, 41] {
             for (ring, blk) in rings.iter_mut().zip([&packed, &unpacked]) {
-                let mut block = ring.blocks_mut().remove(0);
+                let mut block = ring.blocks_mut().next().expect("one block");
                 let mut w = block.writer();
                 let now = w.slot_of(step);
                 w.add_rows(now, &[blk.row_synapses(1), blk.row_synapses(0)]);
@@ -503,7 +507,7 @@ mod tests {
         );
         ring.add(2, 1, 1.5);
         ring.add(3, 1, -2.0);
-        let mut b = ring.blocks_mut().remove(0);
+        let mut b = ring.blocks_mut().next().expect("one block");
         let (ex, inh) = b.slot_mut(1);
         assert_eq!(ex[1].to_bits(), (-0.0f32).to_bits());
         assert_eq!(ex[2], saved[CHANNELS * 4 + 2] + 1.5);

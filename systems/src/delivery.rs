@@ -1,6 +1,6 @@
 //! Synaptic delivery: the spikes of this step enter the targets' delay ring buffers.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
@@ -42,29 +42,33 @@ pub fn deliver(
 ) {
     let Some(plan) = plan else { return };
     let step = clock.step;
-    let mut incoming: HashMap<Entity, Vec<(&Connectivity, &[u32])>> = HashMap::new();
+    // The step's spiking rows per target population, in one list: each target's incoming
+    // projections in scene order, with the spikes of their sources; `targets` holds each
+    // target's range of it, sorted by entity.
+    let mut rows: Vec<(&Connectivity, &[u32])> = Vec::new();
+    let mut targets: Vec<(Entity, Range<usize>)> = Vec::with_capacity(plan.incoming.len());
     for (target, projs) in &plan.incoming {
-        let list: Vec<(&Connectivity, &[u32])> = projs
-            .iter()
-            .filter_map(|&p| {
-                let (proj, conn) = projections.get(p).ok()?;
-                let s = spikes.get(proj.source).ok()?;
-                (!s.current.is_empty()).then_some((conn, s.current.as_slice()))
-            })
-            .collect();
-        if !list.is_empty() {
-            incoming.insert(*target, list);
+        let start = rows.len();
+        rows.extend(projs.iter().filter_map(|&p| {
+            let (proj, conn) = projections.get(p).ok()?;
+            let s = spikes.get(proj.source).ok()?;
+            (!s.current.is_empty()).then_some((conn, s.current.as_slice()))
+        }));
+        if rows.len() > start {
+            targets.push((*target, start..rows.len()));
         }
     }
-    if incoming.is_empty() {
+    if targets.is_empty() {
         return;
     }
-    let mut work: Vec<(RingBlockMut<'_>, &Vec<(&Connectivity, &[u32])>)> = Vec::new();
+    targets.sort_unstable_by_key(|t| t.0);
+    let mut work: Vec<(RingBlockMut<'_>, &[(&Connectivity, &[u32])])> = Vec::new();
     for (e, ring) in rings.iter_mut() {
-        if let Some(list) = incoming.get(&e) {
-            for b in ring.into_inner().blocks_mut() {
-                work.push((b, list));
-            }
+        if let Ok(k) = targets.binary_search_by_key(&e, |t| t.0) {
+            let list = &rows[targets[k].1.clone()];
+            let ring = ring.into_inner();
+            work.reserve(ring.blocks());
+            work.extend(ring.blocks_mut().map(|b| (b, list)));
         }
     }
     for_each_block(work, |(mut ring, list)| {

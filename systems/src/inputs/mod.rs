@@ -1,8 +1,6 @@
 //! Inputs: Poisson generators, DC generators and spike generators. Their systems run in
 //! [`SimSystems::Inputs`], writing into the targets' ring buffers and external currents.
 
-use std::collections::HashMap;
-
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityWorldMut;
@@ -279,27 +277,29 @@ pub fn poisson_inputs(
     mut rings: Query<(Entity, &mut SynapticInput)>,
 ) {
     let (step, seed) = (clock.step, seed.map_or(0, |s| s.0));
-    let mut by_target: HashMap<Entity, Vec<Sending<'_>>> = HashMap::new();
-    let mut sorted: Vec<_> = inputs
+    // The inputs sending now, grouped by target population (sorted by entity) and in scene
+    // order within each target.
+    let mut sending: Vec<(Entity, Sending<'_>)> = inputs
         .iter()
         .filter_map(|(p, id)| {
             let sent = step.checked_sub(u64::from(p.delay))?;
-            (sent >= p.start && sent < p.stop && p.lambda > 0.0).then_some((p, id, sent))
+            (sent >= p.start && sent < p.stop && p.lambda > 0.0)
+                .then_some((p.target, (p, id.0, sent)))
         })
         .collect();
-    sorted.sort_by_key(|(_, id, _)| id.0);
-    for (p, id, sent) in sorted {
-        by_target.entry(p.target).or_default().push((p, id.0, sent));
-    }
-    if by_target.is_empty() {
+    if sending.is_empty() {
         return;
     }
-    let mut work: Vec<(RingBlockMut<'_>, &Vec<Sending<'_>>)> = Vec::new();
+    sending.sort_unstable_by_key(|(target, (_, id, _))| (*target, *id));
+    let list: Vec<Sending<'_>> = sending.iter().map(|s| s.1).collect();
+    let mut work: Vec<(RingBlockMut<'_>, &[Sending<'_>])> = Vec::new();
     for (e, ring) in rings.iter_mut() {
-        if let Some(list) = by_target.get(&e) {
-            for b in ring.into_inner().blocks_mut() {
-                work.push((b, list));
-            }
+        let start = sending.partition_point(|s| s.0 < e);
+        let end = start + sending[start..].partition_point(|s| s.0 == e);
+        if end > start {
+            let ring = ring.into_inner();
+            work.reserve(ring.blocks());
+            work.extend(ring.blocks_mut().map(|b| (b, &list[start..end])));
         }
     }
     myelin_engine::for_each_block(work, |(mut ring, list)| {

@@ -124,7 +124,8 @@ pub fn integrate<M: NeuronModel>(
         })
         .collect();
     {
-        let mut work = Vec::new();
+        let blocks = pops.iter().map(|p| p.2.blocks()).sum();
+        let mut work = Vec::with_capacity(blocks);
         for (m, state, input, current, spikes, range) in pops.iter_mut() {
             let blocks = state.blocks_mut(DELIVERY_BLOCK);
             let rings = input.blocks_mut();

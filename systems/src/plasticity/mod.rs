@@ -228,7 +228,7 @@ pub fn deliver_plastic(
     let mut work: Vec<(RingBlockMut<'_>, Vec<BlockPart<'_>>)> = Vec::new();
     for (e, ring) in rings.iter_mut() {
         if let Some(blocks) = per_target.remove(&e) {
-            for (rb, list) in ring.into_inner().blocks_mut().into_iter().zip(blocks) {
+            for (rb, list) in ring.into_inner().blocks_mut().zip(blocks) {
                 work.push((rb, list));
             }
         }
