@@ -130,7 +130,6 @@ pub fn integrate<M: NeuronModel>(
             let blocks = state.blocks_mut(DELIVERY_BLOCK);
             let rings = input.blocks_mut();
             for (k, ((nb, rb), (cur, out))) in blocks
-                .into_iter()
                 .zip(rings)
                 .zip(
                     current
