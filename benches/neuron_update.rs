@@ -15,7 +15,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use myelin::engine::rng::{Purpose, Stream};
 use myelin::engine::{NeuronModel, ParamValue, Params};
 use myelin::systems::neurons::{IafPscAlpha, IafPscExp};
-use myelin_components::NeuronBlockMut;
+use myelin_components::NeuronState;
 
 const BLOCK: usize = 1024;
 const BLOCKS: usize = 76;
@@ -35,7 +35,7 @@ fn bench_model<M: NeuronModel>(c: &mut Criterion, name: &str, p: &[(&str, f64)],
     .expect("model");
     let n = BLOCK * BLOCKS;
     let mut s = Stream::new(3, Purpose::Init, 0, 0, 0);
-    let mut real: Vec<Vec<f32>> = (0..M::REAL_STATE.len())
+    let real: Vec<Vec<f32>> = (0..M::REAL_STATE.len())
         .map(|v| {
             (0..n)
                 .map(|_| {
@@ -49,7 +49,8 @@ fn bench_model<M: NeuronModel>(c: &mut Criterion, name: &str, p: &[(&str, f64)],
                 .collect()
         })
         .collect();
-    let mut int: Vec<Vec<u32>> = (0..M::INT_STATE.len()).map(|_| vec![0; n]).collect();
+    let int: Vec<Vec<u32>> = (0..M::INT_STATE.len()).map(|_| vec![0; n]).collect();
+    let mut state = NeuronState { real, int };
     let input_ex: Vec<f32> = (0..n).map(|_| drive * s.uniform() as f32).collect();
     let input_in: Vec<f32> = (0..n).map(|_| -0.5 * drive * s.uniform() as f32).collect();
     let current = vec![0.0f32; n];
@@ -60,16 +61,7 @@ fn bench_model<M: NeuronModel>(c: &mut Criterion, name: &str, p: &[(&str, f64)],
     g.bench_function(name, |b| {
         b.iter(|| {
             spikes.clear();
-            let mut reals: Vec<std::slice::ChunksMut<'_, f32>> =
-                real.iter_mut().map(|c| c.chunks_mut(BLOCK)).collect();
-            let mut ints: Vec<std::slice::ChunksMut<'_, u32>> =
-                int.iter_mut().map(|c| c.chunks_mut(BLOCK)).collect();
-            for k in 0..BLOCKS {
-                let mut block = NeuronBlockMut {
-                    first: k * BLOCK,
-                    real: reals.iter_mut().map(|c| c.next().unwrap()).collect(),
-                    int: ints.iter_mut().map(|c| c.next().unwrap()).collect(),
-                };
+            for (k, mut block) in state.blocks_mut(BLOCK).enumerate() {
                 let r = k * BLOCK..(k + 1) * BLOCK;
                 model.update(
                     &mut block,

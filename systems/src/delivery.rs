@@ -62,15 +62,7 @@ pub fn deliver(
         return;
     }
     targets.sort_unstable_by_key(|t| t.0);
-    let mut work: Vec<(RingBlockMut<'_>, &[(&Connectivity, &[u32])])> = Vec::new();
-    for (e, ring) in rings.iter_mut() {
-        if let Ok(k) = targets.binary_search_by_key(&e, |t| t.0) {
-            let list = &rows[targets[k].1.clone()];
-            let ring = ring.into_inner();
-            work.reserve(ring.blocks());
-            work.extend(ring.blocks_mut().map(|b| (b, list)));
-        }
-    }
+    let work = crate::ring_blocks_with(rings.iter_mut(), &targets, &rows);
     for_each_block(work, |(mut ring, list)| {
         deliver_block(&mut ring, list, step)
     });

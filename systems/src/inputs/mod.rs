@@ -287,21 +287,15 @@ pub fn poisson_inputs(
                 .then_some((p.target, (p, id.0, sent)))
         })
         .collect();
-    if sending.is_empty() {
-        return;
-    }
     sending.sort_unstable_by_key(|(target, (_, id, _))| (*target, *id));
-    let list: Vec<Sending<'_>> = sending.iter().map(|s| s.1).collect();
-    let mut work: Vec<(RingBlockMut<'_>, &[Sending<'_>])> = Vec::new();
-    for (e, ring) in rings.iter_mut() {
-        let start = sending.partition_point(|s| s.0 < e);
-        let end = start + sending[start..].partition_point(|s| s.0 == e);
-        if end > start {
-            let ring = ring.into_inner();
-            work.reserve(ring.blocks());
-            work.extend(ring.blocks_mut().map(|b| (b, &list[start..end])));
-        }
+    let mut targets: Vec<(Entity, std::ops::Range<usize>)> = Vec::new();
+    let mut start = 0;
+    for group in sending.chunk_by(|a, b| a.0 == b.0) {
+        targets.push((group[0].0, start..start + group.len()));
+        start += group.len();
     }
+    let list: Vec<Sending<'_>> = sending.into_iter().map(|s| s.1).collect();
+    let work = crate::ring_blocks_with(rings.iter_mut(), &targets, &list);
     myelin_engine::for_each_block(work, |(mut ring, list)| {
         poisson_block(&mut ring, list, step, seed)
     });

@@ -124,8 +124,7 @@ pub fn integrate<M: NeuronModel>(
         })
         .collect();
     {
-        let blocks = pops.iter().map(|p| p.2.blocks()).sum();
-        let mut work = Vec::with_capacity(blocks);
+        let mut work = Vec::with_capacity(pops.iter().map(|p| p.2.blocks()).sum());
         for (m, state, input, current, spikes, range) in pops.iter_mut() {
             let blocks = state.blocks_mut(DELIVERY_BLOCK);
             let rings = input.blocks_mut();
@@ -165,7 +164,7 @@ pub fn integrate<M: NeuronModel>(
 pub(crate) mod testing {
     //! A harness that runs one neuron of a model with given inputs, for closed-form tests.
 
-    use myelin_components::{NeuronBlockMut, NeuronState};
+    use myelin_components::NeuronState;
     use myelin_engine::{NeuronModel, ParamValue, Params};
     use std::collections::BTreeMap;
 
@@ -194,21 +193,7 @@ pub(crate) mod testing {
         /// returns whether the neuron spiked.
         pub fn step(&mut self, ex: f32, inh: f32, i_ext: f32) -> bool {
             let mut out = Vec::new();
-            let mut block = NeuronBlockMut {
-                first: 0,
-                real: self
-                    .state
-                    .real
-                    .iter_mut()
-                    .map(|c| c.as_mut_slice())
-                    .collect(),
-                int: self
-                    .state
-                    .int
-                    .iter_mut()
-                    .map(|c| c.as_mut_slice())
-                    .collect(),
-            };
+            let mut block = self.state.blocks_mut(1).next().expect("one neuron");
             self.model
                 .update(&mut block, &[ex], &[inh], &[i_ext], &mut out);
             !out.is_empty()
