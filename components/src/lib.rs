@@ -11,7 +11,7 @@ mod synaptic_input;
 
 pub use connectivity::{
     Connectivity, PACKED_MAX_DELAY, PACKED_MAX_TARGETS, PackedSynapse, Row, Synapse, SynapseBlock,
-    SynapseRecord, SynapseStore,
+    SynapseRecord, SynapseStore, huge_page_vec,
 };
 pub use input::{DcInput, PoissonInput, SpikeGeneratorInput};
 pub use neuron_state::{Columns, NeuronBlockMut, NeuronState};

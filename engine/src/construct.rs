@@ -246,7 +246,7 @@ fn scatter<T: Copy + Default>(
     fill: &mut [u32],
     put: impl Fn(Synapse) -> T,
 ) -> Vec<T> {
-    let mut out = vec![T::default(); syn.len()];
+    let mut out = myelin_components::huge_page_vec(syn.len(), T::default());
     for (&s, &x) in src.iter().zip(syn.iter()) {
         let p = &mut fill[s as usize];
         out[*p as usize] = put(x);
