@@ -34,6 +34,13 @@ pub const MAX_RING_BLOCK: usize = (u16::MAX as usize + 1) / CHANNELS;
 /// it.
 pub const ROW_AHEAD: usize = 4;
 
+/// How many arrivals ahead of each append its list's memory is asked for. Stores reach
+/// memory in program order, so one append to a line that is not in the cache holds up every
+/// store after it; the lines at the start of each list's tail are fetched when a block
+/// starts (`RingWriter::prefetch_tails`), and this keeps the busiest lists' next lines on
+/// their way as they grow past them.
+const APPEND_AHEAD: usize = 16;
+
 /// The slot `delay` slots after slot `now`, in a ring of `slots` (`delay < slots`).
 #[inline(always)]
 fn slot_after(now: usize, delay: usize, slots: usize) -> usize {
@@ -116,7 +123,9 @@ impl RingWriter<'_> {
     #[inline]
     pub fn add(&mut self, slot: usize, j: usize, w: f32) {
         let at = (channel_of(w) * self.block + j) as u16;
-        self.pending[slot].push(Arrival { at, w });
+        let list = &mut self.pending[slot];
+        list.push(Arrival { at, w });
+        prefetch(list.as_ptr().wrapping_add(list.len() + APPEND_AHEAD));
     }
 
     /// Adds `w` for block neuron `j`, arriving `delay` slots after slot `now`.
