@@ -256,12 +256,14 @@ impl SynapseBlock {
     /// A block of `synapses` in rows `row_ptr`: packed where every synapse fits a
     /// [`PackedSynapse`], unpacked otherwise.
     pub fn new(row_ptr: Vec<u32>, synapses: Vec<Synapse>) -> Self {
-        let fits = synapses.iter().all(|&s| PackedSynapse::pack(s).is_some());
+        // One pass: each synapse is packed once, and the packed array is dropped at the
+        // first that does not fit (a delay of 64 steps or more, rare).
+        let mut packed = huge_page_vec(synapses.len(), PackedSynapse::default());
+        let fits = packed
+            .iter_mut()
+            .zip(&synapses)
+            .all(|(p, &s)| PackedSynapse::pack(s).map(|x| *p = x).is_some());
         let synapses = if fits {
-            let mut packed = huge_page_vec(synapses.len(), PackedSynapse::default());
-            for (p, &s) in packed.iter_mut().zip(&synapses) {
-                *p = PackedSynapse::pack(s).expect("checked to fit");
-            }
             SynapseStore::Packed(packed)
         } else {
             SynapseStore::Unpacked(synapses)
