@@ -61,11 +61,10 @@ fn setup() -> Setup {
             // Packed, as the engine stores blocks whose delays and targets fit.
             let b = SynapseBlock::new(row_ptr, synapses);
             assert!(b.is_packed());
-            Connectivity {
-                blocks: vec![b],
-                max_delay: MAX_DELAY as u16,
-                n_source: SOURCES,
-            }
+            // Stored as the engine stores static projections (one block: the same rows).
+            let mut c = Connectivity::new(vec![b], SOURCES, MAX_DELAY as u16);
+            c.store_by_source().expect("fits");
+            c
         })
         .collect();
     let rings = (0..BLOCKS)
@@ -114,12 +113,9 @@ fn delivery(c: &mut Criterion) {
         .conns
         .iter()
         .flat_map(|c| {
-            let b = &c.blocks[0];
-            st.spikes.iter().flat_map(move |&i| {
-                b.row_synapses(i as usize)
-                    .iter()
-                    .map(|s| (s.target, s.weight))
-            })
+            st.spikes
+                .iter()
+                .flat_map(move |&i| c.row(i as usize, 0).iter().map(|s| (s.target, s.weight)))
         })
         .collect();
     let mut l1 = vec![0.0f32; 2 * BLOCK];
@@ -137,9 +133,8 @@ fn delivery(c: &mut Criterion) {
             let mut dsum = 0u32;
             let mut tsum = 0u32;
             for c in &st.conns {
-                let b = &c.blocks[0];
                 for &i in &st.spikes {
-                    let Row::Packed(row) = b.row_synapses(i as usize) else {
+                    let Row::Packed(row) = c.row(i as usize, 0) else {
                         unreachable!("the blocks are packed")
                     };
                     for &s in row {

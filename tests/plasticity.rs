@@ -299,7 +299,7 @@ fn restart_with_catch_ups_is_bit_identical() {
     assert_eq!(got.1, want.1, "spike counts");
     for (id, (conn, pl)) in &want.0 {
         let (c2, p2) = &got.0[id];
-        assert!(conn.blocks == c2.blocks, "projection {id}: weights differ");
+        assert!(conn == c2, "projection {id}: weights differ");
         assert!(pl == p2, "projection {id}: plasticity state differs");
     }
     let ee = want.0[&0].1.as_ref().unwrap();

@@ -164,7 +164,10 @@ fn run(cases: &[Case], catch_up_ms: Option<f64>) -> Vec<Trace> {
         for (id, _, conn) in projs.iter(world) {
             let tr = &mut out[id.0 as usize];
             if tr.pre.last() == Some(&t) {
-                tr.w.push((t, f64::from(conn.blocks[0].synapse(0).weight)));
+                tr.w.push((
+                    t,
+                    f64::from(conn.block(0).iter().next().expect("a synapse").weight),
+                ));
             }
         }
     }

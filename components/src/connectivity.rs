@@ -1,20 +1,37 @@
 use bevy_ecs::prelude::*;
 
+use crate::{BlockRef, BySource};
+
 /// Connectivity of one projection: compressed sparse rows keyed by presynaptic neuron,
 /// split into blocks of target neurons (see [`crate::DELIVERY_BLOCK`]).
 ///
-/// Within a block, row `i` holds the synapses from source neuron `i` onto the block's
-/// targets, in construction order (ascending target, then draw order). Each synapse is one
-/// record (a 6-byte [`PackedSynapse`] where it fits, else an 8-byte [`Synapse`]), so a row
-/// is one run of memory.
-#[derive(Component, Clone, Debug, Default)]
+/// Row `(i, b)` holds the synapses from source neuron `i` onto the targets of block `b`,
+/// in construction order (ascending target, then draw order). Each synapse is one record
+/// (a 6-byte [`PackedSynapse`] where it fits, else an 8-byte [`Synapse`]), so a row is one
+/// run of memory. The rows are stored in one of two layouts ([`Self::by_source`]): block
+/// after block (one [`SynapseBlock`] each, the layout built, restored, made plastic and
+/// split among MPI ranks), or source after source ([`BySource`], the layout static
+/// delivery reads fastest). Both give every reader the same rows.
+#[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct Connectivity {
-    /// One block per delivery block of the target population.
-    pub blocks: Vec<SynapseBlock>,
+    store: Store,
     /// Longest delay in steps.
     pub max_delay: u16,
     /// Number of source neurons (rows per block).
     pub n_source: usize,
+}
+
+/// The two layouts of a projection's rows.
+#[derive(Clone, Debug, PartialEq)]
+enum Store {
+    Blocks(Vec<SynapseBlock>),
+    BySource(BySource),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::Blocks(Vec::new())
+    }
 }
 
 /// One synapse, unpacked: 8 bytes, aligned to 8 so that none straddles a cache line. The
@@ -271,6 +288,11 @@ impl SynapseBlock {
         Self { row_ptr, synapses }
     }
 
+    /// The synapse array, giving up the block.
+    pub fn into_store(self) -> SynapseStore {
+        self.synapses
+    }
+
     /// A block of `synapses`, already in the layout they are to keep, in rows `row_ptr`.
     pub fn from_store(row_ptr: Vec<u32>, synapses: SynapseStore) -> Self {
         Self { row_ptr, synapses }
@@ -308,10 +330,7 @@ impl SynapseBlock {
     /// The synapses with indices in `range`.
     #[inline]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Row<'_> {
-        match &self.synapses {
-            SynapseStore::Packed(v) => Row::Packed(&v[range]),
-            SynapseStore::Unpacked(v) => Row::Unpacked(&v[range]),
-        }
+        self.synapses.slice(range)
     }
 
     /// Every synapse, unpacked, in order.
@@ -366,9 +385,99 @@ impl SynapseBlock {
 }
 
 impl Connectivity {
+    /// A projection of `n_source` sources stored block after block, with its longest
+    /// delay [steps].
+    pub fn new(blocks: Vec<SynapseBlock>, n_source: usize, max_delay: u16) -> Self {
+        Self {
+            store: Store::Blocks(blocks),
+            max_delay,
+            n_source,
+        }
+    }
+
+    /// Stores the rows source after source ([`BySource`]), where every block has rows
+    /// (none is another rank's) and a `u32` offset can index every synapse. Returns the
+    /// blocks it replaced (none where the rows were already stored so), or why it kept the
+    /// block layout. Nothing a reader sees changes.
+    pub fn store_by_source(&mut self) -> Result<Vec<SynapseBlock>, String> {
+        let Store::Blocks(blocks) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let s = BySource::from_blocks(blocks, self.n_source)?;
+        match std::mem::replace(&mut self.store, Store::BySource(s)) {
+            Store::Blocks(old) => Ok(old),
+            Store::BySource(_) => unreachable!("matched above"),
+        }
+    }
+
+    /// The source-major rows, where the projection is stored that way.
+    #[inline]
+    pub fn by_source(&self) -> Option<&BySource> {
+        match &self.store {
+            Store::BySource(s) => Some(s),
+            Store::Blocks(_) => None,
+        }
+    }
+
+    /// Number of target blocks.
+    pub fn n_blocks(&self) -> usize {
+        match &self.store {
+            Store::Blocks(b) => b.len(),
+            Store::BySource(s) => s.n_blocks(),
+        }
+    }
+
+    /// Target block `b`, in either layout.
+    #[inline]
+    pub fn block(&self, b: usize) -> BlockRef<'_> {
+        match &self.store {
+            Store::Blocks(v) => BlockRef::Block(&v[b]),
+            Store::BySource(s) => BlockRef::BySource(s, b),
+        }
+    }
+
+    /// Every target block, in order.
+    pub fn blocks(&self) -> impl ExactSizeIterator<Item = BlockRef<'_>> + '_ {
+        (0..self.n_blocks()).map(|b| self.block(b))
+    }
+
+    /// The synapses from source `i` onto block `b` (which must have rows).
+    #[inline]
+    pub fn row(&self, i: usize, b: usize) -> Row<'_> {
+        match &self.store {
+            Store::Blocks(v) => v[b].row_synapses(i),
+            Store::BySource(s) => s.row(i, b),
+        }
+    }
+
+    /// Where the start of row `(i, b)` is stored (for prefetching: the address is
+    /// computed, never read).
+    #[inline]
+    pub fn row_start_ptr(&self, i: usize, b: usize) -> *const u32 {
+        match &self.store {
+            Store::Blocks(v) => v[b].row_ptr.as_ptr().wrapping_add(i),
+            Store::BySource(s) => s.offset_ptr(i, b),
+        }
+    }
+
+    /// The blocks, to change them (plasticity's weights, a rank's row pointers); a
+    /// projection stored source after source goes back to the block layout first.
+    pub fn blocks_mut(&mut self) -> &mut Vec<SynapseBlock> {
+        if let Store::BySource(s) = &self.store {
+            self.store = Store::Blocks(s.to_blocks());
+        }
+        match &mut self.store {
+            Store::Blocks(v) => v,
+            Store::BySource(_) => unreachable!("just made blocks"),
+        }
+    }
+
     /// Total number of synapses.
     pub fn len(&self) -> usize {
-        self.blocks.iter().map(SynapseBlock::len).sum()
+        match &self.store {
+            Store::Blocks(b) => b.iter().map(SynapseBlock::len).sum(),
+            Store::BySource(s) => s.len(),
+        }
     }
 
     /// Whether the projection holds no synapse.
@@ -378,10 +487,13 @@ impl Connectivity {
 
     /// Bytes held by the synapse arrays and row pointers.
     pub fn memory_bytes(&self) -> usize {
-        self.blocks
-            .iter()
-            .map(|b| b.row_ptr.len() * 4 + b.synapse_bytes())
-            .sum()
+        match &self.store {
+            Store::Blocks(v) => v
+                .iter()
+                .map(|b| b.row_ptr.len() * 4 + b.synapse_bytes())
+                .sum(),
+            Store::BySource(s) => s.memory_bytes(),
+        }
     }
 
     /// Every synapse as `(source, population-local target, weight, delay)`, in block and
@@ -389,8 +501,8 @@ impl Connectivity {
     /// For tests and analysis; not for the hot path.
     pub fn synapses(&self, block_size: usize) -> Vec<(u32, u32, f32, u16)> {
         let mut out = Vec::with_capacity(self.len());
-        for (b, blk) in self.blocks.iter().enumerate() {
-            if blk.row_ptr.is_empty() {
+        for (b, blk) in self.blocks().enumerate() {
+            if !blk.has_rows() {
                 continue;
             }
             for i in 0..self.n_source {
@@ -410,7 +522,7 @@ impl Connectivity {
     /// Number of incoming synapses of each target neuron.
     pub fn in_degrees(&self, n_target: usize, block_size: usize) -> Vec<u32> {
         let mut deg = vec![0u32; n_target];
-        for (b, blk) in self.blocks.iter().enumerate() {
+        for (b, blk) in self.blocks().enumerate() {
             for t in blk.targets() {
                 deg[b * block_size + usize::from(t)] += 1;
             }
@@ -421,9 +533,9 @@ impl Connectivity {
     /// Number of outgoing synapses of each source neuron.
     pub fn out_degrees(&self) -> Vec<u32> {
         let mut deg = vec![0u32; self.n_source];
-        for blk in &self.blocks {
+        for blk in self.blocks().filter(|b| b.has_rows()) {
             for (i, d) in deg.iter_mut().enumerate() {
-                *d += blk.row_ptr[i + 1] - blk.row_ptr[i];
+                *d += blk.row_synapses(i).len() as u32;
             }
         }
         deg

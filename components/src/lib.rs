@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod by_source;
 mod connectivity;
 mod input;
 mod neuron_state;
@@ -9,6 +10,7 @@ mod projection;
 mod recording;
 mod synaptic_input;
 
+pub use by_source::{BlockRef, BySource};
 pub use connectivity::{
     Connectivity, PACKED_MAX_DELAY, PACKED_MAX_TARGETS, PackedSynapse, Row, Synapse, SynapseBlock,
     SynapseRecord, SynapseStore, huge_page_vec,

@@ -19,7 +19,8 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, Population, Projection, RingBlockMut, Row, Spikes, StableId, SynapticInput,
+    BlockRef, Connectivity, Population, Projection, RingBlockMut, Row, Spikes, StableId,
+    SynapticInput,
 };
 use myelin_engine::{DeliveryPlan, SimClock};
 use serde::Serialize;
@@ -170,8 +171,9 @@ impl Exchanger {
         let mut q = world.query::<(Entity, &Projection, &mut Connectivity)>();
         for (e, proj, mut conn) in q.iter_mut(world) {
             let n_source = conn.n_source;
+            // Ranks keep the block layout: the compact rows index each block's own array.
             let per_block: Vec<Option<CompactRows>> = conn
-                .blocks
+                .blocks_mut()
                 .iter_mut()
                 .map(|blk| {
                     if blk.is_empty() {
@@ -249,7 +251,7 @@ impl Exchanger {
             let Some(rows) = self.rows.get(&e) else {
                 continue;
             };
-            for (blk, c) in conn.blocks.iter_mut().zip(rows) {
+            for (blk, c) in conn.blocks_mut().iter_mut().zip(rows) {
                 let mut dense = vec![0u32; n + 1];
                 if let Some(c) = c {
                     dense[n] = *c.ptr.last().unwrap_or(&0);
@@ -272,7 +274,7 @@ impl Exchanger {
     pub fn drop_dense_rows(&self, world: &mut World) {
         let mut q = world.query::<&mut Connectivity>();
         for mut conn in q.iter_mut(world) {
-            for blk in &mut conn.blocks {
+            for blk in conn.blocks_mut() {
                 blk.row_ptr = Vec::new();
             }
         }
@@ -283,7 +285,7 @@ impl Exchanger {
         let syn: usize = world
             .query::<&Connectivity>()
             .iter(world)
-            .flat_map(|c| c.blocks.iter().map(|b| b.synapse_bytes()))
+            .flat_map(|c| c.blocks().map(|b| b.synapse_bytes()).collect::<Vec<_>>())
             .sum();
         let rows: usize = self
             .rows
@@ -472,7 +474,9 @@ fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[Incoming<'_>], step: u64) 
     let mut found: Vec<Row<'_>> = Vec::new();
     for (conn, rows, sources) in list {
         let Some(c) = &rows[b] else { continue };
-        let blk = &conn.blocks[b];
+        let BlockRef::Block(blk) = conn.block(b) else {
+            unreachable!("ranks keep the block layout (Exchanger::new)")
+        };
         let mut at = 0usize;
         for &i in *sources {
             at += c.sources[at..].partition_point(|&s| s < i);

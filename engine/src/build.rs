@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
-    SpikeRecorder, Spikes, StableId, StateRecorder, SynapseBlock, SynapticInput, WeightRecorder,
-    block_count,
+    BlockRef, Connectivity, DELIVERY_BLOCK, ExternalCurrent, NeuronState, Population, Projection,
+    SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput, WeightRecorder, block_count,
 };
 
-use crate::construct::{RuleContext, build_connectivity_local};
+use crate::construct::{ArrayPool, RuleContext, build_connectivity_pooled};
 use crate::error::BuildError;
 use crate::model::InputContext;
 use crate::network::{NetworkSpec, RecorderSpec};
@@ -65,14 +64,14 @@ pub fn check_connectivity(
         ));
     }
     let blocks = n_target.div_ceil(block);
-    if conn.blocks.len() != blocks {
+    if conn.n_blocks() != blocks {
         return Err(format!(
             "it has {} target blocks, a target population of {n_target} has {blocks}",
-            conn.blocks.len()
+            conn.n_blocks()
         ));
     }
     let mut max_delay = 1u16;
-    for (b, blk) in conn.blocks.iter().enumerate() {
+    for (b, blk) in conn.blocks().enumerate() {
         let len = block.min(n_target - b * block);
         max_delay =
             max_delay.max(check_block(blk, n_source, len).map_err(|m| format!("block {b}: {m}"))?);
@@ -81,21 +80,22 @@ pub fn check_connectivity(
 }
 
 /// [`check_connectivity`] for one block of `len` targets; returns its longest delay.
-fn check_block(blk: &SynapseBlock, n_source: usize, len: usize) -> Result<u16, String> {
+fn check_block(blk: BlockRef<'_>, n_source: usize, len: usize) -> Result<u16, String> {
     let n = blk.len();
-    if blk.row_ptr.len() != n_source + 1 {
+    let row_ptr = blk.row_ptr();
+    if row_ptr.len() != n_source + 1 {
         return Err(format!(
             "{} row pointers for {n_source} source neurons (expected {})",
-            blk.row_ptr.len(),
+            row_ptr.len(),
             n_source + 1
         ));
     }
-    if blk.row_ptr.first() != Some(&0) || blk.row_ptr.last().map(|&x| x as usize) != Some(n) {
+    if row_ptr.first() != Some(&0) || row_ptr.last().map(|&x| x as usize) != Some(n) {
         return Err(format!(
             "row pointers must run from 0 to the synapse count {n}"
         ));
     }
-    if blk.row_ptr.windows(2).any(|w| w[0] > w[1]) {
+    if row_ptr.windows(2).any(|w| w[0] > w[1]) {
         return Err("row pointers are not ascending".into());
     }
     if let Some(t) = blk.targets().find(|&t| usize::from(t) >= len) {
@@ -234,6 +234,10 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
     let mut max_delay: HashMap<Entity, u16> = HashMap::new();
     let mut plan: Vec<(Entity, Vec<Entity>)> = Vec::new();
     let mut projection_entities: Vec<Entity> = Vec::new();
+    // Blocks of static projections of a whole network are stored source after source
+    // once built (below); those of plastic ones and of a rank's part are kept.
+    let transposing = ArrayPool::for_transposing();
+    let kept = ArrayPool::for_blocks();
     for (k, j) in spec.projections.iter().enumerate() {
         let rule = &reg.rules[j.rule.as_str()];
         let params = Params::resolve(rule.parameters, &j.rule_params).expect("validated");
@@ -246,7 +250,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             seed,
             projection: k as u32,
         };
-        let conn: Connectivity = match supplied.remove(&k) {
+        let mut conn: Connectivity = match supplied.remove(&k) {
             Some(mut conn) => {
                 conn.max_delay = check_connectivity(
                     &conn,
@@ -275,7 +279,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     }
                     None => 0..ctx.n_target as usize,
                 };
-                build_connectivity_local(
+                build_connectivity_pooled(
                     r.as_ref(),
                     &ctx,
                     &j.weight,
@@ -283,9 +287,24 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     dt,
                     DELIVERY_BLOCK,
                     targets,
+                    if j.plasticity.is_none() && local.is_none() {
+                        &transposing
+                    } else {
+                        &kept
+                    },
                 )
             }
         };
+        // Static projections of a whole network are stored source after source, the
+        // layout delivery reads fastest (`BySource`); plastic ones, whose weights change
+        // block by block, and a rank's part keep one array per block.
+        // A projection too large for that keeps its blocks.
+        if j.plasticity.is_none()
+            && local.is_none()
+            && let Ok(blocks) = conn.store_by_source()
+        {
+            transposing.give(blocks);
+        }
         report.synapses += conn.len();
         report.synapse_bytes += conn.memory_bytes();
         let (source, target) = (index.by_name[&j.source], index.by_name[&j.target]);
@@ -411,7 +430,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                 .get::<Connectivity>(e)
                 .expect("spawned with connectivity");
             let (mut sources, mut tgts) = (Vec::new(), Vec::new());
-            for (b, blk) in conn.blocks.iter().enumerate() {
+            for (b, blk) in conn.blocks().enumerate() {
                 for i in 0..conn.n_source {
                     for s in blk.row_synapses(i).iter() {
                         let t = b * DELIVERY_BLOCK + usize::from(s.target);

@@ -112,6 +112,93 @@ pub fn build_connectivity(
     )
 }
 
+/// Synapse arrays that construction hands from one projection to the next: when a
+/// projection is stored source after source ([`Connectivity::store_by_source`]), its block
+/// arrays are given back here ([`Self::give`]) and the blocks of the next projections are
+/// sorted into them. Fresh arrays are memory the kernel must fault in and clear, page by
+/// page, as much as the sort itself costs; so the network's blocks pass through about as
+/// much memory as its largest projection instead of all of it a second time. Dropped
+/// (with what it holds) when construction ends.
+#[derive(Debug, Default)]
+pub struct ArrayPool {
+    packed: std::sync::Mutex<Vec<Vec<PackedSynapse>>>,
+    unpacked: std::sync::Mutex<Vec<Vec<Synapse>>>,
+    transient: bool,
+}
+
+impl ArrayPool {
+    /// A pool for blocks that are kept as they are built: new arrays are advised for huge
+    /// pages ([`myelin_components::huge_page_vec`]), which delivery reads faster in the
+    /// block layout.
+    pub fn for_blocks() -> Self {
+        Self::default()
+    }
+
+    /// A pool for blocks that will be stored source after source: new arrays are plain
+    /// (their life is one projection's construction, and faulting in huge pages costs more
+    /// than it could gain).
+    pub fn for_transposing() -> Self {
+        Self {
+            transient: true,
+            ..Self::default()
+        }
+    }
+
+    /// Keeps the arrays of `blocks` for later blocks.
+    pub fn give(&self, blocks: Vec<SynapseBlock>) {
+        for b in blocks {
+            match b.into_store() {
+                SynapseStore::Packed(v) => lock(&self.packed).push(v),
+                SynapseStore::Unpacked(v) => lock(&self.unpacked).push(v),
+            }
+        }
+    }
+}
+
+/// Locks a pool's list; a panic while it was held (which leaves it whole) is ignored.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The arrays of a pool, by synapse layout.
+trait Pooled: Sized + Clone {
+    fn list(pool: &ArrayPool) -> &std::sync::Mutex<Vec<Vec<Self>>>;
+}
+
+impl Pooled for PackedSynapse {
+    fn list(pool: &ArrayPool) -> &std::sync::Mutex<Vec<Vec<Self>>> {
+        &pool.packed
+    }
+}
+
+impl Pooled for Synapse {
+    fn list(pool: &ArrayPool) -> &std::sync::Mutex<Vec<Vec<Self>>> {
+        &pool.unpacked
+    }
+}
+
+/// `len` copies of `value` in an array of the pool (the first large enough, else the
+/// largest, grown), or in a new one advised for huge pages.
+fn pooled_vec<T: Pooled>(pool: &ArrayPool, len: usize, value: T) -> Vec<T> {
+    let taken = {
+        let mut list = lock(T::list(pool));
+        let k = list
+            .iter()
+            .position(|v| v.capacity() >= len)
+            .or_else(|| (0..list.len()).max_by_key(|&k| list[k].capacity()));
+        k.map(|k| list.swap_remove(k))
+    };
+    match taken {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, value);
+            v
+        }
+        None if pool.transient => vec![value; len],
+        None => myelin_components::huge_page_vec(len, value),
+    }
+}
+
 /// [`build_connectivity`] restricted to the targets in `local` (an MPI rank's own
 /// neurons): the synapses onto them are exactly those a full build gives them, since each
 /// target draws from its own streams; every other target has no synapse. The result has
@@ -128,6 +215,34 @@ pub fn build_connectivity_local(
     block: usize,
     local: std::ops::Range<usize>,
 ) -> Connectivity {
+    build_connectivity_pooled(
+        rule,
+        ctx,
+        weight,
+        delay,
+        dt,
+        block,
+        local,
+        &ArrayPool::for_blocks(),
+    )
+}
+
+/// [`build_connectivity_local`] with the blocks sorted into arrays of `pool` where it has
+/// them.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the rule's inputs, the targets, the pool"
+)]
+pub fn build_connectivity_pooled(
+    rule: &dyn ConnectionRule,
+    ctx: &RuleContext,
+    weight: &Dist,
+    delay: &Dist,
+    dt: f64,
+    block: usize,
+    local: std::ops::Range<usize>,
+    pool: &ArrayPool,
+) -> Connectivity {
     let n_target = ctx.n_target as usize;
     let nb = n_target.div_ceil(block);
     let (blocks, delays): (Vec<SynapseBlock>, Vec<u16>) = (0..nb)
@@ -137,15 +252,13 @@ pub fn build_connectivity_local(
             if first.max(local.start) >= last.min(local.end) {
                 return (SynapseBlock::default(), 1);
             }
-            build_block(rule, ctx, weight, delay, dt, first, last, &local, scratch)
+            build_block(
+                rule, ctx, weight, delay, dt, first, last, &local, scratch, pool,
+            )
         })
         .unzip();
     let max_delay = delays.into_iter().max().unwrap_or(1);
-    Connectivity {
-        blocks,
-        max_delay,
-        n_source: ctx.n_source as usize,
-    }
+    Connectivity::new(blocks, ctx.n_source as usize, max_delay)
 }
 
 /// The working arrays of [`build_block`], kept by each worker from block to block: a
@@ -173,6 +286,7 @@ fn build_block(
     last: usize,
     local: &std::ops::Range<usize>,
     scratch: &mut Scratch,
+    pool: &ArrayPool,
 ) -> (SynapseBlock, u16) {
     let (seed, id) = (ctx.seed, ctx.projection);
     // Each synapse as its source and the synapse itself, in target order.
@@ -228,11 +342,11 @@ fn build_block(
         )
     });
     let synapses = if fits {
-        SynapseStore::Packed(scatter(src, syn, fill, |x| {
+        SynapseStore::Packed(scatter(src, syn, fill, pool, |x| {
             PackedSynapse::pack(x).expect("checked to fit")
         }))
     } else {
-        SynapseStore::Unpacked(scatter(src, syn, fill, |x| x))
+        SynapseStore::Unpacked(scatter(src, syn, fill, pool, |x| x))
     };
     (SynapseBlock::from_store(row_ptr, synapses), longest)
 }
@@ -240,13 +354,14 @@ fn build_block(
 /// Moves synapse `k` (`syn[k]`, from source `src[k]`) to the next free place of its
 /// source's row (`fill`), as `put` makes it.
 #[inline]
-fn scatter<T: Copy + Default>(
+fn scatter<T: Copy + Default + Pooled>(
     src: &[u32],
     syn: &[Synapse],
     fill: &mut [u32],
+    pool: &ArrayPool,
     put: impl Fn(Synapse) -> T,
 ) -> Vec<T> {
-    let mut out = myelin_components::huge_page_vec(syn.len(), T::default());
+    let mut out = pooled_vec(pool, syn.len(), T::default());
     for (&s, &x) in src.iter().zip(syn.iter()) {
         let p = &mut fill[s as usize];
         out[*p as usize] = put(x);

@@ -23,7 +23,8 @@ pub use build::{
 };
 pub use clock::{RunSeed, SimClock};
 pub use construct::{
-    ConnectionRule, RuleContext, build_connectivity, build_connectivity_local, delay_steps,
+    ArrayPool, ConnectionRule, RuleContext, build_connectivity, build_connectivity_local,
+    build_connectivity_pooled, delay_steps,
 };
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
 pub use model::{

@@ -165,8 +165,7 @@ impl PlasticityEntry {
                         name: spec.name.into(),
                         unit: spec.unit.into(),
                         blocks: conn
-                            .blocks
-                            .iter()
+                            .blocks()
                             .map(|b| vec![r.initial_synapse(v); b.len()])
                             .collect(),
                     })

@@ -614,11 +614,7 @@ pub fn connectivity_from_blocks(blocks: Vec<SynapseBlock>, n_source: usize) -> C
         .flat_map(SynapseBlock::delays)
         .max()
         .unwrap_or(1);
-    Connectivity {
-        blocks,
-        max_delay,
-        n_source,
-    }
+    Connectivity::new(blocks, n_source, max_delay)
 }
 
 /// An attribute map from pairs, for the capture code.

@@ -828,7 +828,7 @@ mod tests {
                 let what = format!(
                     "fixed_indegree k={k} same={same} autapses={autapses} multapses={multapses}"
                 );
-                assert_eq!(conn.blocks.len(), 3, "{what}: blocks");
+                assert_eq!(conn.n_blocks(), 3, "{what}: blocks");
                 assert!(
                     conn.in_degrees(N as usize, DELIVERY_BLOCK)
                         .iter()
@@ -1161,9 +1161,9 @@ mod tests {
                 let c = ctx(2500, 2500, true, false, multapses, 37);
                 let one = run(1, name, &kv, &c);
                 let two = run(2, name, &kv, &c);
-                assert_eq!(one.blocks.len(), 3);
+                assert_eq!(one.n_blocks(), 3);
                 assert!(
-                    one.blocks == two.blocks,
+                    one == two,
                     "{name} multapses={multapses}: 1 and 2 threads differ"
                 );
                 assert_eq!(one.max_delay, two.max_delay);
@@ -1178,7 +1178,7 @@ mod tests {
                         },
                     );
                     assert!(
-                        one.blocks != other.blocks,
+                        one != other,
                         "{name} multapses={multapses}: the seed changes nothing"
                     );
                 }
@@ -1275,12 +1275,12 @@ mod tests {
                     r[0]..r[1],
                 );
                 assert_eq!(
-                    local.blocks.len(),
-                    full.blocks.len(),
+                    local.n_blocks(),
+                    full.n_blocks(),
                     "{name}: a local build has the full block shape"
                 );
                 // Blocks without a local target are left empty, without row pointers.
-                for blk in local.blocks.iter().filter(|b| b.row_ptr.is_empty()) {
+                for blk in local.blocks().filter(|b| !b.has_rows()) {
                     assert!(blk.is_empty(), "{name}: a block without rows is empty");
                 }
                 let mine = local.synapses(DELIVERY_BLOCK);

@@ -265,13 +265,16 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         let (mut row_base, mut syn_base) = (Vec::new(), Vec::new());
         let (mut row_ptr, mut tgt, mut weight, mut delay) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for b in &c.blocks {
+        // The device holds the block layout, whichever layout the host has.
+        for b in c.blocks() {
             row_base.push(row_ptr.len() as u64);
             syn_base.push(tgt.len() as u64);
-            row_ptr.extend_from_slice(&b.row_ptr);
-            tgt.extend(b.targets());
-            weight.extend(b.weights());
-            delay.extend(b.delays());
+            row_ptr.extend_from_slice(&b.row_ptr());
+            for s in b.iter() {
+                tgt.push(s.target);
+                weight.push(s.weight);
+                delay.push(s.delay);
+            }
         }
         if tgt.is_empty() {
             continue;
@@ -279,7 +282,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         projs.push(Proj {
             source,
             target,
-            n_blocks: c.blocks.len() as u32,
+            n_blocks: c.n_blocks() as u32,
             row_base: htod!(row_base, "connectivity"),
             row_ptr: htod!(row_ptr, "connectivity"),
             syn_base: htod!(syn_base, "connectivity"),

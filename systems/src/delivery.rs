@@ -86,10 +86,8 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
     data.prefetch_tails(LIST_AHEAD_BYTES);
     // The rows in delivery order: each projection's spiking sources in ascending order.
     let rows = || {
-        list.iter().flat_map(move |(conn, sources)| {
-            let blk = &conn.blocks[b];
-            sources.iter().map(move |&i| (blk, i as usize))
-        })
+        list.iter()
+            .flat_map(move |&(conn, sources)| sources.iter().map(move |&i| (conn, i as usize)))
     };
     // Rows are short (tens of synapses per block) and scattered over gigabytes, so every
     // line of them is a miss that no hardware prefetcher foresees: fetch the row offsets
@@ -97,19 +95,19 @@ pub fn deliver_block(ring: &mut RingBlockMut<'_>, list: &[(&Connectivity, &[u32]
     // projections), so that several rows are in flight while this one is added.
     let mut ptr_ahead = rows();
     let mut row_ahead = rows();
-    for (blk, i) in ptr_ahead.by_ref().take(ROW_PTR_AHEAD) {
-        prefetch(blk.row_ptr.as_ptr().wrapping_add(i));
+    for (conn, i) in ptr_ahead.by_ref().take(ROW_PTR_AHEAD) {
+        prefetch(conn.row_start_ptr(i, b));
     }
-    for (blk, i) in row_ahead.by_ref().take(ROW_AHEAD) {
-        prefetch_row(blk.row_synapses(i));
+    for (conn, i) in row_ahead.by_ref().take(ROW_AHEAD) {
+        prefetch_row(conn.row(i, b));
     }
-    for (blk, i) in rows() {
+    for (conn, i) in rows() {
         if let Some((ahead, j)) = ptr_ahead.next() {
-            prefetch(ahead.row_ptr.as_ptr().wrapping_add(j));
+            prefetch(ahead.row_start_ptr(j, b));
         }
         if let Some((ahead, j)) = row_ahead.next() {
-            prefetch_row(ahead.row_synapses(j));
+            prefetch_row(ahead.row(j, b));
         }
-        data.add_row(now, blk.row_synapses(i));
+        data.add_row(now, conn.row(i, b));
     }
 }

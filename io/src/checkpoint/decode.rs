@@ -715,17 +715,18 @@ fn capture_projections<'a>(world: &'a World, t: &mut Tree<'a>) -> Result<(), Str
                 ("n_target", n_target.into()),
                 ("n_synapses", conn.len().into()),
                 ("max_delay", u64::from(conn.max_delay).into()),
-                ("blocks", conn.blocks.len().into()),
+                ("blocks", conn.n_blocks().into()),
             ]),
         );
         t.group(&format!("{at}/blocks"), Attrs::new());
-        for (b, blk) in conn.blocks.iter().enumerate() {
+        for (b, blk) in conn.blocks().enumerate() {
             let bat = format!("{at}/blocks/{b}");
             let n = blk.len();
+            let row_ptr = blk.row_ptr();
             t.dataset(
                 &format!("{bat}/row_ptr"),
-                vec![blk.row_ptr.len()],
-                Array::U32(Cow::Borrowed(&blk.row_ptr)),
+                vec![row_ptr.len()],
+                Array::U32(row_ptr),
                 Attrs::new(),
             );
             t.dataset(

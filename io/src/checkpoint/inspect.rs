@@ -135,7 +135,7 @@ fn describe_checkpoint(path: &Path, out: &mut String) {
             format!("{} -> {}", p.source, p.target),
             p.connectivity.len(),
             p.connectivity.max_delay,
-            p.connectivity.blocks.len()
+            p.connectivity.n_blocks()
         );
     }
     if !c.inputs.is_empty() {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use hdf5::types::{FixedUnicode, FloatSize, IntSize, TypeDescriptor, VarLenUnicode};
 use hdf5::{Dataset, Group, H5Type, Location, LocationType};
-use myelin_components::SynapseBlock;
+use myelin_components::BlockRef;
 use ndarray::{ArrayViewD, IxDyn};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ pub(crate) enum Array<'a> {
     /// One field of a block's synapses, a `u16` or `f32` column like the others in the
     /// file and the digest; taken out of the synapses only while it is digested or written,
     /// so capturing a network holds no second copy of its connectivity.
-    Synapses(&'a SynapseBlock, SynapseField),
+    Synapses(BlockRef<'a>, SynapseField),
 }
 
 /// A field of a block's synapses (`myelin_components::Synapse`), stored as its own dataset.
@@ -58,9 +58,8 @@ pub(crate) enum SynapseField {
 const FIELD_CHUNK: usize = 1 << 14;
 
 impl SynapseField {
-    /// The column of this field of `blk`'s synapses `range`, as the array it is stored as.
-    fn column(self, blk: &SynapseBlock, range: std::ops::Range<usize>) -> Array<'static> {
-        let syn = blk.slice(range).iter();
+    /// The column of this field of the synapses `syn`, as the array it is stored as.
+    fn column(self, syn: impl Iterator<Item = myelin_components::Synapse>) -> Array<'static> {
         match self {
             Self::Target => Array::U16(syn.map(|s| s.target).collect()),
             Self::Delay => Array::U16(syn.map(|s| s.delay).collect()),
@@ -113,11 +112,12 @@ impl Array<'_> {
             Self::U64(v) => le_update(h, v),
             Self::F32(v) => le_update(h, v),
             Self::F64(v) => le_update(h, v),
-            Self::Synapses(blk, field) => (0..blk.len()).step_by(FIELD_CHUNK).for_each(|k| {
-                field
-                    .column(blk, k..(k + FIELD_CHUNK).min(blk.len()))
-                    .le_update(h)
-            }),
+            Self::Synapses(blk, field) => {
+                let mut syn = blk.iter().peekable();
+                while syn.peek().is_some() {
+                    field.column(syn.by_ref().take(FIELD_CHUNK)).le_update(h);
+                }
+            }
         }
     }
 }
@@ -358,9 +358,7 @@ fn write_data(
         Array::U64(v) => write_array(root, name, shape, v),
         Array::F32(v) => write_array(root, name, shape, v),
         Array::F64(v) => write_array(root, name, shape, v),
-        Array::Synapses(blk, field) => {
-            write_data(root, name, shape, &field.column(blk, 0..blk.len()))
-        }
+        Array::Synapses(blk, field) => write_data(root, name, shape, &field.column(blk.iter())),
     }
 }
 

@@ -120,7 +120,8 @@ fn split_blocks<'a>(
     synapse: &'a mut [myelin_components::SynapseColumn],
     post: &'a myelin_components::PostSpikes,
 ) -> Vec<(PlasticSynapses<'a>, PostBlock<'a>)> {
-    let nb = conn.blocks.len();
+    let blocks = conn.blocks_mut();
+    let nb = blocks.len();
     let mut cols: Vec<Vec<&'a mut [f32]>> =
         (0..nb).map(|_| Vec::with_capacity(synapse.len())).collect();
     for c in synapse.iter_mut() {
@@ -128,7 +129,7 @@ fn split_blocks<'a>(
             cols[b].push(v.as_mut_slice());
         }
     }
-    conn.blocks
+    blocks
         .iter_mut()
         .zip(cols)
         .enumerate()
@@ -375,9 +376,9 @@ pub fn record_weights(
         let r = &mut *r;
         r.steps.push(clock.step);
         r.values.reserve(r.n_synapses);
-        for (b, blk) in conn.blocks.iter().enumerate() {
+        for (b, blk) in conn.blocks().enumerate() {
             match &r.mask {
-                None => r.values.extend(blk.weights()),
+                None => r.values.extend(blk.iter().map(|s| s.weight)),
                 Some(m) => {
                     let first = b * DELIVERY_BLOCK;
                     let last = (first + DELIVERY_BLOCK).min(m.len());
