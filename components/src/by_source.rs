@@ -11,6 +11,7 @@
 //! not change: each block still adds its rows in the same order.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -64,13 +65,17 @@ impl BySource {
         }
         let synapses = if blocks.iter().all(SynapseBlock::is_packed) {
             SynapseStore::Packed(gather(blocks, &offsets, n_source, |row, out| {
-                if let Row::Packed(r) = row {
-                    out.copy_from_slice(r);
-                }
+                let Row::Packed(r) = row else {
+                    unreachable!("every block is packed")
+                };
+                out.write_copy_of_slice(r);
             }))
         } else {
             SynapseStore::Unpacked(gather(blocks, &offsets, n_source, |row, out| {
-                out.iter_mut().zip(row.iter()).for_each(|(o, s)| *o = s);
+                assert_eq!(out.len(), row.len(), "a row fills its place");
+                out.iter_mut().zip(row.iter()).for_each(|(o, s)| {
+                    o.write(s);
+                });
             }))
         };
         Ok(Self {
@@ -160,22 +165,24 @@ impl BySource {
 }
 
 /// The synapses of `blocks` in source-major order (`offsets` from
-/// [`BySource::from_blocks`]), each row written by `put`; in parallel over runs of sources,
-/// each writing its own part of the array.
-fn gather<T: Copy + Default + Send>(
+/// [`BySource::from_blocks`]), each row written by `put`, which must write every element of
+/// the place it is given (as long as the row); in parallel over runs of sources, each
+/// writing its own part of the array. Nothing is written twice: the array is first
+/// touched by these writes, so its pages are faulted in by both threads.
+fn gather<T: Copy + Send>(
     blocks: &[SynapseBlock],
     offsets: &[u32],
     n_source: usize,
-    put: impl Fn(Row<'_>, &mut [T]) + Sync,
+    put: impl Fn(Row<'_>, &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
     let nb = blocks.len();
     let total = *offsets.last().unwrap_or(&0) as usize;
     // Small pages: in source-major order a spike's rows share their pages, and huge pages
     // gained nothing measurable there, while faulting them in cost seconds of construction
     // (docs/performance.md).
-    let mut out = vec![T::default(); total];
+    let mut out: Vec<T> = Vec::with_capacity(total);
     let mut parts = Vec::with_capacity(n_source.div_ceil(GATHER_SOURCES));
-    let mut rest = out.as_mut_slice();
+    let mut rest = &mut out.spare_capacity_mut()[..total];
     for first in (0..n_source).step_by(GATHER_SOURCES) {
         let last = (first + GATHER_SOURCES).min(n_source);
         let len = (offsets[last * nb] - offsets[first * nb]) as usize;
@@ -193,6 +200,19 @@ fn gather<T: Copy + Default + Send>(
             }
         }
     });
+    #[expect(
+        unsafe_code,
+        reason = "the array is written in parallel before it is read"
+    )]
+    // SAFETY: the parts tile `0..total`: the runs of sources cover `0..n_source` in order,
+    // and a run's part is `offsets[first * nb]..offsets[last * nb]`, with `offsets`
+    // ascending from 0 to `total`. Within a part, the places `offsets[r]..offsets[r + 1]` of
+    // its rows `r` tile it in turn, and `put` writes every element of each (both callers:
+    // a slice copy, which checks the lengths, and a write per synapse of a row as long as
+    // its place, asserted). So all `total` elements are initialized, and `T` is `Copy`.
+    unsafe {
+        out.set_len(total);
+    }
     out
 }
 
