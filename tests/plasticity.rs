@@ -264,7 +264,8 @@ fn snapshot(sim: &mut Simulation) -> Snapshot {
 
 /// Library-level restart with catch-ups every 3 ms (so sources are caught up before and
 /// after the checkpoint, and histories are pruned): the restored world continues to the
-/// same weights, plasticity state and spike counts as the uninterrupted one.
+/// same weights, plasticity state and spike counts as the uninterrupted one, with each
+/// projection in the layout its kind is stored in.
 #[test]
 fn restart_with_catch_ups_is_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
@@ -297,6 +298,16 @@ fn restart_with_catch_ups_is_bit_identical() {
     second.run_steps(steps / 2);
     let got = snapshot(&mut second);
     assert_eq!(got.1, want.1, "spike counts");
+    // The static projection is stored source after source, built or restored; the plastic
+    // ones keep their blocks.
+    for (id, (conn, pl)) in want.0.iter().chain(&got.0) {
+        assert_eq!(
+            conn.by_source().is_some(),
+            pl.is_none(),
+            "projection {id}: layout"
+        );
+    }
+    assert!(want.0.values().any(|(c, _)| c.by_source().is_some()));
     for (id, (conn, pl)) in &want.0 {
         let (c2, p2) = &got.0[id];
         assert!(conn == c2, "projection {id}: weights differ");

@@ -113,20 +113,20 @@ impl BySource {
     }
 
     /// Index range of row `(i, b)` in the array.
-    #[inline]
+    #[inline(always)]
     pub fn range(&self, i: usize, b: usize) -> std::ops::Range<usize> {
         let r = i * self.n_blocks + b;
         self.offsets[r] as usize..self.offsets[r + 1] as usize
     }
 
     /// The synapses from source `i` onto block `b`.
-    #[inline]
+    #[inline(always)]
     pub fn row(&self, i: usize, b: usize) -> Row<'_> {
         self.synapses.slice(self.range(i, b))
     }
 
     /// Where the offset of row `(i, b)` is stored (for prefetching; any `i`, `b`).
-    #[inline]
+    #[inline(always)]
     pub fn offset_ptr(&self, i: usize, b: usize) -> *const u32 {
         self.offsets.as_ptr().wrapping_add(i * self.n_blocks + b)
     }
@@ -330,7 +330,7 @@ impl PartialEq for BlockRef<'_> {
 
 impl SynapseStore {
     /// The synapses with indices in `range`.
-    #[inline]
+    #[inline(always)]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Row<'_> {
         match self {
             Self::Packed(v) => Row::Packed(&v[range]),

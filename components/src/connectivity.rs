@@ -442,7 +442,7 @@ impl Connectivity {
     }
 
     /// The synapses from source `i` onto block `b` (which must have rows).
-    #[inline]
+    #[inline(always)]
     pub fn row(&self, i: usize, b: usize) -> Row<'_> {
         match &self.store {
             Store::Blocks(v) => v[b].row_synapses(i),
@@ -452,7 +452,7 @@ impl Connectivity {
 
     /// Where the start of row `(i, b)` is stored (for prefetching: the address is
     /// computed, never read).
-    #[inline]
+    #[inline(always)]
     pub fn row_start_ptr(&self, i: usize, b: usize) -> *const u32 {
         match &self.store {
             Store::Blocks(v) => v[b].row_ptr.as_ptr().wrapping_add(i),

@@ -9,7 +9,7 @@ use myelin_components::{
     SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput, WeightRecorder, block_count,
 };
 
-use crate::construct::{ArrayPool, RuleContext, build_connectivity_pooled};
+use crate::construct::{ArrayPool, RuleContext, build_connectivity_local};
 use crate::error::BuildError;
 use crate::model::InputContext;
 use crate::network::{NetworkSpec, RecorderSpec};
@@ -279,7 +279,7 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     }
                     None => 0..ctx.n_target as usize,
                 };
-                build_connectivity_pooled(
+                build_connectivity_local(
                     r.as_ref(),
                     &ctx,
                     &j.weight,

@@ -109,6 +109,7 @@ pub fn build_connectivity(
         dt,
         block,
         0..ctx.n_target as usize,
+        &ArrayPool::for_blocks(),
     )
 }
 
@@ -205,35 +206,12 @@ fn pooled_vec<T: Pooled>(pool: &ArrayPool, len: usize, value: T) -> Vec<T> {
 /// one block per target block, as a full build; blocks holding no target of `local` are
 /// left empty, without row pointers (`SynapseBlock::default()`), so a rank pays nothing for
 /// the blocks of other ranks. With `local` covering all targets this is
-/// [`build_connectivity`].
-pub fn build_connectivity_local(
-    rule: &dyn ConnectionRule,
-    ctx: &RuleContext,
-    weight: &Dist,
-    delay: &Dist,
-    dt: f64,
-    block: usize,
-    local: std::ops::Range<usize>,
-) -> Connectivity {
-    build_connectivity_pooled(
-        rule,
-        ctx,
-        weight,
-        delay,
-        dt,
-        block,
-        local,
-        &ArrayPool::for_blocks(),
-    )
-}
-
-/// [`build_connectivity_local`] with the blocks sorted into arrays of `pool` where it has
-/// them.
+/// [`build_connectivity`]. The blocks are sorted into arrays of `pool` where it has them.
 #[expect(
     clippy::too_many_arguments,
     reason = "the rule's inputs, the targets, the pool"
 )]
-pub fn build_connectivity_pooled(
+pub fn build_connectivity_local(
     rule: &dyn ConnectionRule,
     ctx: &RuleContext,
     weight: &Dist,

@@ -24,7 +24,7 @@ pub use build::{
 pub use clock::{RunSeed, SimClock};
 pub use construct::{
     ArrayPool, ConnectionRule, RuleContext, build_connectivity, build_connectivity_local,
-    build_connectivity_pooled, delay_steps,
+    delay_steps,
 };
 pub use error::{BuildError, PathSeg, SpecError, SpecPath};
 pub use model::{

@@ -1234,10 +1234,12 @@ mod tests {
     /// Issue 8: a rank builds only the synapses onto its own targets, and they are exactly
     /// the synapses a full build gives them, for every rule, including `fixed_outdegree`
     /// (drawn from the sources' streams) and `fixed_total_number` (counts drawn for all
-    /// targets), with ranges that split blocks.
+    /// targets), with ranges that split blocks. The local builds share one pool, each
+    /// giving its arrays back after it is checked, so later builds sort into arrays that
+    /// hold an earlier build's synapses (and differ in size).
     #[test]
     fn local_builds_are_the_full_build_restricted_to_their_targets() {
-        use myelin_engine::build_connectivity_local;
+        use myelin_engine::{ArrayPool, build_connectivity_local};
         let cases: [(&str, &[(&str, f64)]); 6] = [
             ("all_to_all", &[]),
             ("one_to_one", &[]),
@@ -1264,8 +1266,9 @@ mod tests {
             let all = full.synapses(DELIVERY_BLOCK);
             let cuts = [0, 700, 1100, n as usize];
             let mut union = Vec::new();
+            let pool = ArrayPool::for_transposing();
             for r in cuts.windows(2) {
-                let local = build_connectivity_local(
+                let mut local = build_connectivity_local(
                     rule.as_ref(),
                     &c,
                     &w,
@@ -1273,6 +1276,7 @@ mod tests {
                     0.1,
                     DELIVERY_BLOCK,
                     r[0]..r[1],
+                    &pool,
                 );
                 assert_eq!(
                     local.n_blocks(),
@@ -1295,6 +1299,7 @@ mod tests {
                     "{name}: targets {r:?} get the synapses of the full build"
                 );
                 union.extend(mine);
+                pool.give(std::mem::take(local.blocks_mut()));
             }
             union.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             let mut all_sorted = all.clone();
