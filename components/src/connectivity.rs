@@ -11,7 +11,8 @@ use crate::{BlockRef, BySource};
 /// run of memory. The rows are stored in one of two layouts ([`Self::by_source`]): block
 /// after block (one [`SynapseBlock`] each, the layout built, restored, made plastic and
 /// split among MPI ranks), or source after source ([`BySource`], the layout static
-/// delivery reads fastest). Both give every reader the same rows.
+/// delivery reads fastest). Both give every reader the same rows. Equality compares the
+/// layouts too; `a.blocks().eq(b.blocks())` compares the rows alone.
 #[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct Connectivity {
     store: Store,

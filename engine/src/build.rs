@@ -250,6 +250,10 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
             seed,
             projection: k as u32,
         };
+        // Static projections of a whole network are stored source after source, the
+        // layout delivery reads fastest (`BySource`); plastic ones, whose weights change
+        // block by block, and a rank's part keep one array per block.
+        let by_source = j.plasticity.is_none() && local.is_none();
         let mut conn: Connectivity = match supplied.remove(&k) {
             Some(mut conn) => {
                 conn.max_delay = check_connectivity(
@@ -287,22 +291,12 @@ pub fn build_network(world: &mut World, spec: &NetworkSpec) -> Result<BuildRepor
                     dt,
                     DELIVERY_BLOCK,
                     targets,
-                    if j.plasticity.is_none() && local.is_none() {
-                        &transposing
-                    } else {
-                        &kept
-                    },
+                    if by_source { &transposing } else { &kept },
                 )
             }
         };
-        // Static projections of a whole network are stored source after source, the
-        // layout delivery reads fastest (`BySource`); plastic ones, whose weights change
-        // block by block, and a rank's part keep one array per block.
-        // A projection too large for that keeps its blocks.
-        if j.plasticity.is_none()
-            && local.is_none()
-            && let Ok(blocks) = conn.store_by_source()
-        {
+        // A projection too large for `u32` offsets keeps its blocks.
+        if by_source && let Ok(blocks) = conn.store_by_source() {
             transposing.give(blocks);
         }
         report.synapses += conn.len();
