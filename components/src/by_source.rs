@@ -131,15 +131,23 @@ impl BySource {
         self.offsets.as_ptr().wrapping_add(i * self.n_blocks + b)
     }
 
-    /// Block `b` as a [`SynapseBlock`] of its own (a copy).
-    pub fn to_block(&self, b: usize) -> SynapseBlock {
+    /// The row pointers block `b` has in the block layout: its row `i` is
+    /// `row_ptr[i]..row_ptr[i + 1]` of the block's synapses.
+    fn row_ptr(&self, b: usize) -> Vec<u32> {
         let mut row_ptr = Vec::with_capacity(self.n_source + 1);
         row_ptr.push(0u32);
-        let mut len = 0usize;
+        let mut len = 0u32;
         for i in 0..self.n_source {
-            len += self.range(i, b).len();
-            row_ptr.push(len as u32);
+            len += self.range(i, b).len() as u32;
+            row_ptr.push(len);
         }
+        row_ptr
+    }
+
+    /// Block `b` as a [`SynapseBlock`] of its own (a copy).
+    pub fn to_block(&self, b: usize) -> SynapseBlock {
+        let row_ptr = self.row_ptr(b);
+        let len = *row_ptr.last().unwrap_or(&0) as usize;
         let synapses = match &self.synapses {
             SynapseStore::Packed(v) => SynapseStore::Packed(self.gather_block(b, v, len)),
             SynapseStore::Unpacked(v) => SynapseStore::Unpacked(self.gather_block(b, v, len)),
@@ -177,8 +185,8 @@ fn gather<T: Copy + Send>(
 ) -> Vec<T> {
     let nb = blocks.len();
     let total = *offsets.last().unwrap_or(&0) as usize;
-    // Small pages: in source-major order a spike's rows share their pages, and huge pages
-    // gained nothing measurable there, while faulting them in cost seconds of construction
+    // Small pages: in source-major order a spike's rows share their pages, huge pages
+    // gained nothing measurable there, and faulting them in made construction slower
     // (docs/performance.md).
     let mut out: Vec<T> = Vec::with_capacity(total);
     let mut parts = Vec::with_capacity(n_source.div_ceil(GATHER_SOURCES));
@@ -271,25 +279,21 @@ impl<'a> BlockRef<'a> {
     pub fn row_ptr(self) -> Cow<'a, [u32]> {
         match self {
             Self::Block(blk) => Cow::Borrowed(&blk.row_ptr),
-            Self::BySource(s, b) => {
-                let mut ptr = Vec::with_capacity(s.n_source + 1);
-                ptr.push(0u32);
-                let mut len = 0u32;
-                for i in 0..s.n_source {
-                    len += s.range(i, b).len() as u32;
-                    ptr.push(len);
-                }
-                Cow::Owned(ptr)
-            }
+            Self::BySource(s, b) => Cow::Owned(s.row_ptr(b)),
+        }
+    }
+
+    /// Number of rows: one per source, none for a block without rows.
+    fn n_rows(self) -> usize {
+        match self {
+            Self::Block(blk) => blk.row_ptr.len().saturating_sub(1),
+            Self::BySource(s, _) => s.n_source,
         }
     }
 
     /// Every synapse, unpacked, row after row.
-    pub fn iter(self) -> Box<dyn Iterator<Item = Synapse> + 'a> {
-        match self {
-            Self::Block(blk) => Box::new(blk.iter()),
-            Self::BySource(s, b) => Box::new((0..s.n_source).flat_map(move |i| s.row(i, b).iter())),
-        }
+    pub fn iter(self) -> impl Iterator<Item = Synapse> + 'a {
+        (0..self.n_rows()).flat_map(move |i| self.row_synapses(i).iter())
     }
 
     /// The block-local targets, row after row.
@@ -310,14 +314,6 @@ impl<'a> BlockRef<'a> {
             std::mem::size_of::<Synapse>()
         };
         self.len() * each
-    }
-
-    /// The block as a [`SynapseBlock`] of its own (borrowed where it is one).
-    pub fn to_block(self) -> Cow<'a, SynapseBlock> {
-        match self {
-            Self::Block(blk) => Cow::Borrowed(blk),
-            Self::BySource(s, b) => Cow::Owned(s.to_block(b)),
-        }
     }
 }
 

@@ -285,7 +285,7 @@ impl Exchanger {
         let syn: usize = world
             .query::<&Connectivity>()
             .iter(world)
-            .flat_map(|c| c.blocks().map(|b| b.synapse_bytes()).collect::<Vec<_>>())
+            .map(|c| c.blocks().map(|b| b.synapse_bytes()).sum::<usize>())
             .sum();
         let rows: usize = self
             .rows

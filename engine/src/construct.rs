@@ -117,8 +117,8 @@ pub fn build_connectivity(
 /// projection is stored source after source ([`Connectivity::store_by_source`]), its block
 /// arrays are given back here ([`Self::give`]) and the blocks of the next projections are
 /// sorted into them. Fresh arrays are memory the kernel must fault in and clear, page by
-/// page, as much as the sort itself costs; so the network's blocks pass through about as
-/// much memory as its largest projection instead of all of it a second time. Dropped
+/// page (construction's system time); so the network's blocks pass through about as much
+/// memory as the largest projection's blocks instead of all of it a second time. Dropped
 /// (with what it holds) when construction ends.
 #[derive(Debug, Default)]
 pub struct ArrayPool {
