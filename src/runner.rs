@@ -249,6 +249,23 @@ pub struct RunSummary {
     /// (pack, wait, exchange, unpack, deliver); empty on one process.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_rank: Vec<RankSummary>,
+    /// On the GPU: the device and its time per step by phase (absent on the CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceSummary>,
+}
+
+/// Where a GPU run's steps spent their time on the device (CUDA events on every 100th
+/// step, which runs launch by launch; the other steps run as one CUDA graph each).
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceSummary {
+    /// The GPU's name.
+    pub name: String,
+    /// Whether the steps ran as CUDA graphs.
+    pub graph: bool,
+    /// Steps timed phase by phase.
+    pub sampled_steps: u64,
+    /// Mean device time per timed step of each phase [µs], in step order.
+    pub phases_us_per_step: Vec<(String, f64)>,
 }
 
 impl RunSummary {
@@ -300,6 +317,21 @@ impl RunSummary {
                 t(&|r| r.timers.exchange_s),
                 t(&|r| r.timers.unpack_s),
                 t(&|r| r.timers.deliver_s)
+            );
+        }
+        if let Some(d) = &self.device {
+            let phases: Vec<String> = d
+                .phases_us_per_step
+                .iter()
+                .map(|(n, t)| format!("{n} {t:.1} µs"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "device         {}{}: per step {} (mean of {} timed steps)",
+                d.name,
+                if d.graph { ", CUDA graph" } else { "" },
+                phases.join(", "),
+                d.sampled_steps
             );
         }
         let _ = writeln!(s, "output         {}", self.out_dir);

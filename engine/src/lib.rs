@@ -15,7 +15,8 @@ mod sim;
 mod validate;
 
 pub use backend::{
-    ActiveBackend, Backend, BackendError, DEVICE_PRELUDE, DeviceInfo, KernelSource, cuda, on_cpu,
+    ActiveBackend, Backend, BackendError, DEVICE_PRELUDE, DeviceInfo, DevicePhaseTimes,
+    KernelSource, cuda, on_cpu,
 };
 pub use build::{
     BuildReport, DeliveryPlan, LocalNeurons, PopulationIndex, SuppliedConnectivity, build_network,

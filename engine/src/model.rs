@@ -51,8 +51,10 @@ pub trait NeuronModel: Send + Sync + Sized + 'static {
     }
 
     /// The model's CUDA kernel ([`crate::KernelSource`]), an NVRTC source beside the CPU
-    /// kernel whose entry point has the signature of `iaf_psc_exp_update` and follows
-    /// [`Self::update`] operation for operation. `None`: the model runs on the CPU only.
+    /// kernel. It defines `<model>_neuron`, one neuron's step with the signature of
+    /// `iaf_psc_exp_neuron` that follows [`Self::update`] operation for operation, and
+    /// `MYELIN_NEURON_KERNEL(<model>)` (the device prelude), which makes the entry point
+    /// `<model>_update`. `None`: the model runs on the CPU only.
     const CUDA_KERNEL: Option<crate::KernelSource> = None;
 
     /// The constants the CUDA kernel reads (its argument `c`), in the order its source

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use myelin_components::{Population, Spikes, SynapticInput};
-use myelin_engine::{BuildReport, PhaseTimers, SimSystems, Simulation};
+use myelin_engine::{BuildReport, DevicePhaseTimes, PhaseTimers, SimSystems, Simulation};
 use myelin_io::checkpoint::{
     RunInfo, checkpoint_file_name, list_checkpoints, prune_checkpoints, write_checkpoint,
 };
@@ -391,6 +391,19 @@ impl Session {
                 }
             }
         }
+        let device =
+            world
+                .get_resource::<DevicePhaseTimes>()
+                .map(|d| crate::runner::DeviceSummary {
+                    name: d.device.clone(),
+                    graph: d.graph,
+                    sampled_steps: d.sampled_steps,
+                    phases_us_per_step: d
+                        .per_step_s
+                        .iter()
+                        .map(|&(n, t)| (n.to_string(), t * 1e6))
+                        .collect(),
+                });
         let summary = RunSummary {
             scene: run.scene_name.clone(),
             scene_file,
@@ -434,6 +447,7 @@ impl Session {
                 .and_then(|r| r.exchanger.as_ref())
                 .map(|e| e.mode().name().to_string()),
             per_rank,
+            device,
         };
         if ranked.as_ref().is_some_and(|r| r.comm.rank() != 0) {
             drop(lock);

@@ -81,13 +81,16 @@ pub fn sources() -> Vec<KernelSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cuda_tables::{DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
     use crate::neurons::testing::OneNeuron;
+    use myelin_components::{Connectivity, Synapse, SynapseBlock};
     use myelin_engine::rng::{self, Purpose, Stream};
     use std::path::PathBuf;
     use std::process::{Command, Stdio};
     use std::sync::OnceLock;
 
-    /// The kernels of the neuron models and the Poisson input compiled as host C++ with
+    /// The kernels of the neuron models, the Poisson input and the spike compaction compiled
+    /// as host C++ with
     /// `cuda_host_shim.h` and `cuda_host_harness.cpp` (g++; no GPU), built once per test run.
     fn harness() -> &'static PathBuf {
         static H: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -100,6 +103,8 @@ mod tests {
                 IafPscAlpha::CUDA_KERNEL.unwrap(),
                 IafPscDelta::CUDA_KERNEL.unwrap(),
                 crate::inputs::CUDA_KERNEL,
+                crate::recording::CUDA_KERNEL,
+                crate::delivery::CUDA_KERNEL,
             ] {
                 program.push_str(&format!("\n#line 1 \"{}\"\n{}", s.file, s.source));
             }
@@ -111,7 +116,7 @@ mod tests {
             // No contraction of multiply-adds and IEEE arithmetic: the operations the Rust
             // kernels perform, in their order.
             let o = Command::new("g++")
-                .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
+                .args(["-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-o"])
                 .arg(&exe)
                 .arg(&src)
                 .output()
@@ -165,16 +170,37 @@ mod tests {
             let mut args: Vec<String> = vec![
                 "poisson".into(),
                 seed.to_string(),
-                element.to_string(),
                 step.to_string(),
                 n.to_string(),
-                format!("{lambda:e}"),
             ];
             args.extend(th.iter().map(|t| t.to_string()));
-            let got: Vec<u32> = run_harness(&args, "")
-                .lines()
-                .map(|l| l.parse().unwrap())
-                .collect();
+            // Tags for the harness: thresholds 1, ring 2, all neurons.
+            let source = |start: u64, stop: u64| PoissonSource {
+                thresholds: 1,
+                ring: 2,
+                neurons: 0,
+                lambda,
+                start,
+                stop,
+                n_thresholds: th.len() as u32,
+                element,
+                delay: 1,
+                slots: 2,
+                n,
+                weight: 1.0,
+            };
+            let counts = |row: PoissonSource| -> Vec<u32> {
+                run_harness(&args, &words_text(&row.words()))
+                    .lines()
+                    .map(|l| l.parse().unwrap())
+                    .collect()
+            };
+            let got = counts(source(step, step + 1));
+            assert!(
+                counts(source(step + 1, u64::MAX)).iter().all(|&k| k == 0)
+                    && counts(source(0, step)).iter().all(|&k| k == 0),
+                "an input outside its steps [start, stop) adds nothing"
+            );
             let want: Vec<u32> = (0..n)
                 .map(|i| {
                     if th.is_empty() {
@@ -195,6 +221,11 @@ mod tests {
                 "the counts are Poisson of mean {lambda}: {mean}"
             );
         }
+    }
+
+    /// A table row as the harness reads it: hexadecimal words.
+    fn words_text(words: &[u64]) -> String {
+        words.iter().map(|w| format!("{w:x}\n")).collect()
     }
 
     /// `x` as C's `%a` writes it (exact; `scanf("%a")` reads it back).
@@ -227,7 +258,19 @@ mod tests {
         let mut cpu = OneNeuron::<M>::new(params, 0.1);
         let (nreal, nint) = (M::REAL_STATE.len(), M::INT_STATE.len());
         let c = cpu.model.device_constants();
-        let mut input = format!("{nreal} {nint} {}\n", c.len());
+        // Tags for the harness: c 1, real 2, integer 3, ring 4, current 5, words 6.
+        let pop = NeuronPopulation {
+            c: 1,
+            real: 2,
+            integer: 3,
+            ring: 4,
+            current: 5,
+            words: 6,
+            n: 1,
+            slots: 2,
+        };
+        let mut input = words_text(&pop.words());
+        input += &format!("{nreal} {nint} {}\n", c.len());
         for v in 0..nreal {
             input += &format!("{} ", c_hex(cpu.state.real[v][0]));
         }
@@ -307,13 +350,175 @@ mod tests {
         assert!(same_trajectory::<IafPscDelta>(&d, 3000, 0.4) > 5);
     }
 
+    /// `compact_spikes` turns the bitmap of several populations (each from a word of its
+    /// own, as `cuda_step::upload` lays them out) into the ascending list of their spikes and
+    /// each population's offset into it: sizes around a word's 32 bits, an empty
+    /// population, and one large enough that each of the 1,024 threads scans several words.
+    #[test]
+    fn compaction_lists_every_populations_spikes_in_order() {
+        for (sizes, p_spike) in [
+            (vec![1u32, 31, 32, 33, 0, 1000, 5], 0.3),
+            (vec![100_000, 7, 40_000], 0.01),
+            (vec![64, 64], 0.0),
+        ] {
+            let mut s = Stream::new(9, Purpose::Init, sizes.len() as u32, 0, 0);
+            let mut pop_word = vec![0u32];
+            for &n in &sizes {
+                pop_word.push(pop_word.last().unwrap() + n.div_ceil(32));
+            }
+            let mut words = vec![0u32; *pop_word.last().unwrap() as usize];
+            let (mut first, mut list) = (vec![0u32], Vec::new());
+            for (p, &n) in sizes.iter().enumerate() {
+                for i in 0..n {
+                    if s.uniform() < p_spike {
+                        let bit = pop_word[p] * 32 + i;
+                        words[(bit / 32) as usize] |= 1 << (bit % 32);
+                        list.push(bit);
+                    }
+                }
+                first.push(list.len() as u32);
+            }
+            let mut input = format!("{}\n", sizes.len());
+            for w in &pop_word {
+                input += &format!("{w} ");
+            }
+            input += "\n";
+            for w in &words {
+                input += &format!("{w:x} ");
+            }
+            let got: Vec<u32> = run_harness(&["compact".into()], &input)
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect();
+            let mut want = first;
+            want.extend(&list);
+            assert_eq!(got, want, "populations of {sizes:?} neurons");
+        }
+    }
+
+    /// `deliver_static` adds every synapse of the step's spiking rows, of two projections at
+    /// once (one stored block after block, one source after source, both read through
+    /// `FlatCsr` and the table words of `DeliveryProjection`), into the ring slot `delay`
+    /// steps ahead of the right neuron and channel. The expected ring is summed here in
+    /// f64 from the connectivity; the device adds in another order, so each slot may differ
+    /// by the rounding of its additions: at most 1e-5 of the sum of the magnitudes added.
+    #[test]
+    fn delivery_adds_every_row_into_the_right_slot() {
+        const BLOCK: usize = 1024;
+        let (n_target, slots, step) = (2500usize, 6usize, 17u64);
+        let n_blocks = n_target.div_ceil(BLOCK);
+        let sources = [50u32, 40];
+        let pop_word = [0u32, 2, 4, 4 + (n_target as u32).div_ceil(32)];
+        let mut s = Stream::new(3, Purpose::Init, 0, 0, 0);
+        let mut projections = Vec::new();
+        for (k, &n_source) in sources.iter().enumerate() {
+            let mut blocks = Vec::new();
+            for b in 0..n_blocks {
+                let width = (n_target - b * BLOCK).min(BLOCK);
+                let (mut row_ptr, mut syn) = (vec![0u32], Vec::new());
+                for _ in 0..n_source {
+                    for _ in 0..(s.uniform() * 20.0) as usize {
+                        syn.push(Synapse {
+                            target: (s.uniform() * width as f64) as u16,
+                            delay: 1 + (s.uniform() * 5.0) as u16,
+                            weight: (s.uniform() * 4.0 - 1.5) as f32,
+                        });
+                    }
+                    row_ptr.push(syn.len() as u32);
+                }
+                blocks.push(SynapseBlock::new(row_ptr, syn));
+            }
+            let mut c = Connectivity::new(blocks, n_source as usize, 5);
+            if k == 1 {
+                c.store_by_source()
+                    .expect("a static projection's rows by source");
+                assert!(c.by_source().is_some());
+            }
+            projections.push(c);
+        }
+        // The spikes, as compact_spikes lists them: population 2 (the target) is silent.
+        let mut spiking: Vec<Vec<u32>> = Vec::new();
+        let mut buffer = vec![0u32];
+        let mut list = Vec::new();
+        for (p, &n) in sources.iter().enumerate() {
+            let mine: Vec<u32> = (0..n).filter(|_| s.uniform() < 0.3).collect();
+            list.extend(mine.iter().map(|i| pop_word[p] * 32 + i));
+            buffer.push(list.len() as u32);
+            spiking.push(mine);
+        }
+        buffer.push(list.len() as u32);
+        buffer.extend(&list);
+        let ring_len = n_blocks * slots * 2 * BLOCK;
+        let mut input = format!("3 {}\n", buffer.len());
+        for v in &buffer {
+            input += &format!("{v} ");
+        }
+        input += &format!("\n{ring_len} {}\n", projections.len());
+        let (mut want, mut scale) = (vec![0f64; ring_len], vec![0f64; ring_len]);
+        for (k, c) in projections.iter().enumerate() {
+            let f = FlatCsr::of(c);
+            let tag = 6 * k as u64;
+            let row = DeliveryProjection {
+                row_base: tag + 1,
+                row_ptr: tag + 2,
+                syn_base: tag + 3,
+                target: tag + 4,
+                weight: tag + 5,
+                delay: tag + 6,
+                ring: 6 * projections.len() as u64 + 1,
+                n_blocks: n_blocks as u32,
+                source: k as u32,
+                source_word: pop_word[k],
+                slots: slots as u32,
+            };
+            input += &words_text(&row.words());
+            let join = |v: Vec<String>| format!("{} {}\n", v.len(), v.join(" "));
+            input += &join(f.row_base.iter().map(u64::to_string).collect());
+            input += &join(f.row_ptr.iter().map(u32::to_string).collect());
+            input += &join(f.syn_base.iter().map(u64::to_string).collect());
+            input += &join(f.target.iter().map(u16::to_string).collect());
+            input += &join(f.weight.iter().map(|&w| c_hex(w)).collect());
+            input += &join(f.delay.iter().map(u16::to_string).collect());
+            for &i in &spiking[k] {
+                for b in 0..n_blocks {
+                    for syn in c.row(i as usize, b).iter() {
+                        let slot = (step + u64::from(syn.delay)) as usize % slots;
+                        let ch = usize::from(syn.weight < 0.0);
+                        let at =
+                            (b * slots + slot) * 2 * BLOCK + ch * BLOCK + usize::from(syn.target);
+                        want[at] += f64::from(syn.weight);
+                        scale[at] += f64::from(syn.weight.abs());
+                    }
+                }
+            }
+        }
+        input += &format!("{step}\n");
+        let got: Vec<f32> = run_harness(&["deliver".into()], &input)
+            .lines()
+            .map(parse_c_hex)
+            .collect();
+        assert_eq!(got.len(), ring_len);
+        let added = scale.iter().filter(|&&m| m > 0.0).count();
+        assert!(added > 500, "the test adds into many slots: {added}");
+        for (at, ((&g, &w), &m)) in got.iter().zip(&want).zip(&scale).enumerate() {
+            assert!(
+                (f64::from(g) - w).abs() <= 1e-5 * m,
+                "ring entry {at}: device {g}, expected {w} (magnitudes {m})"
+            );
+        }
+    }
+
     /// Every entry point a source declares is defined in it as an `extern "C"` kernel.
     #[test]
     fn every_entry_point_is_defined_in_its_source() {
         for s in sources() {
             for e in s.entries {
+                // A neuron model's update kernel comes from the prelude's macro.
+                let by_macro = e
+                    .strip_suffix("_update")
+                    .is_some_and(|m| s.source.contains(&format!("MYELIN_NEURON_KERNEL({m})")));
                 assert!(
-                    s.source.contains(&format!("__global__ void {e}(")),
+                    by_macro || s.source.contains(&format!("__global__ void {e}(")),
                     "{}: no kernel {e}",
                     s.file
                 );

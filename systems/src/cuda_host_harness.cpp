@@ -2,32 +2,72 @@
 // given on the command line and stdin, and prints its results, floats in hexadecimal so
 // the Rust side compares them bit for bit.
 //
-//   poisson SEED ELEMENT STEP N LAMBDA T1 T2 ...   counts of neurons 0..N, one per line
-//   neuron MODEL STEPS   stdin: NREAL NINT NC, the initial real and integer state, the
-//                        constants, then per step "EX IN CURRENT"; prints per step the real
-//                        state, the integer state and whether the neuron spiked
+// Tables (NeuronPopulation, PoissonSource) arrive as the 64-bit words the host's
+// cuda_tables.rs writes, in hexadecimal. Their pointer fields hold tags instead of
+// addresses, 1-based indices into the buffers the harness allocates (0: null), so a field
+// written in the wrong place points at the wrong buffer.
+//
+//   poisson SEED STEP N T1 T2 ...   stdin: a PoissonSource (thresholds 1, ring 2, neurons 0);
+//                                   prints the counts of neurons 0..N, one per line
+//   neuron MODEL STEPS   stdin: a NeuronPopulation (c 1, real 2, integer 3, ring 4,
+//                        current 5, words 6), then NREAL NINT NC, the initial real and
+//                        integer state, the constants, then per step "EX IN CURRENT";
+//                        prints per step the real state, the integer state and whether the
+//                        neuron spiked
+//   compact              stdin: NPOPS, pop_word[0..=NPOPS], then the bitmap's words;
+//                        prints compact_spikes' output (offsets, then the list), one per line
+//   deliver              stdin: NPOPS LEN and compact_spikes' output; the ring's length; NPROJ;
+//                        per projection a DeliveryProjection (tags 6k+1..6k+6 for row_base,
+//                        row_ptr, syn_base, target, weight, delay of projection k; the ring
+//                        after them), then those six arrays, each as its length and values
+//                        (weights in %a); the step. Runs deliver_static on 2 blocks of 64
+//                        threads per projection and prints the ring, one value per line
+
+// Reads a table row of type T written as 64-bit words.
+template <class T>
+static bool read_row(T* row) {
+    static_assert(sizeof(T) % 8 == 0, "tables are whole words");
+    u64 w[sizeof(T) / 8];
+    for (auto& x : w)
+        if (scanf("%llx", &x) != 1) return false;
+    memcpy(row, w, sizeof(T));
+    return true;
+}
+
+// The buffer a tag names.
+template <class P>
+static P* reloc(P* tag, const std::vector<void*>& arena) {
+    const u64 k = (u64)tag;
+    return k ? (P*)arena.at(k - 1) : nullptr;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) return 2;
     const std::string cmd = argv[1];
     if (cmd == "poisson") {
         const u64 seed = strtoull(argv[2], 0, 10);
-        const u32 element = (u32)strtoul(argv[3], 0, 10);
-        const u64 step = strtoull(argv[4], 0, 10);
-        const u32 n = (u32)strtoul(argv[5], 0, 10);
-        const double lambda = strtod(argv[6], 0);
+        u64 clock = strtoull(argv[3], 0, 10);
+        const u32 n = (u32)strtoul(argv[4], 0, 10);
         std::vector<u32> th;
-        for (int a = 7; a < argc; ++a) th.push_back((u32)strtoul(argv[a], 0, 10));
-        const u32 slots = 2, delay = 1;
-        std::vector<float> ring((size_t)((n + MYELIN_BLOCK - 1) / MYELIN_BLOCK) * slots * MYELIN_CHANNELS * MYELIN_BLOCK);
-        launch((n + 255) / 256, 256, poisson_input, seed, element, step, th.data(), (u32)th.size(), lambda, 1.0f,
-               delay, ring.data(), slots, (const u32*)nullptr, n);
-        const u32 slot = (u32)((step + delay) % slots);
-        for (u32 i = 0; i < n; ++i) printf("%u\n", (u32)ring[ring_index(i, 0, slot, slots)]);
+        for (int a = 5; a < argc; ++a) th.push_back((u32)strtoul(argv[a], 0, 10));
+        PoissonSource src;
+        if (!read_row(&src)) return 3;
+        std::vector<float> ring((size_t)((n + MYELIN_BLOCK - 1) / MYELIN_BLOCK) * src.slots * MYELIN_CHANNELS *
+                                MYELIN_BLOCK);
+        const std::vector<void*> arena = {th.data(), ring.data()};
+        src.thresholds = reloc(src.thresholds, arena);
+        src.ring = reloc(src.ring, arena);
+        src.neurons = reloc(src.neurons, arena);
+        launch((n + 255) / 256, 1, 256, poisson_input, seed, (const PoissonSource*)&src, (const u64*)&clock);
+        const u32 slot = (u32)((clock + src.delay) % src.slots);
+        for (u32 i = 0; i < n; ++i) printf("%u\n", (u32)ring[ring_index(i, 0, slot, src.slots)]);
         return 0;
     }
     if (cmd == "neuron") {
         const std::string model = argv[2];
         const int steps = atoi(argv[3]);
+        NeuronPopulation pop;
+        if (!read_row(&pop)) return 3;
         unsigned nreal, nint, nc;
         if (scanf("%u %u %u", &nreal, &nint, &nc) != 3) return 3;
         std::vector<float> real(nreal), c(nc);
@@ -35,10 +75,16 @@ int main(int argc, char** argv) {
         for (auto& v : real) scanf("%a", &v);
         for (u32 k = 0; k < nint; ++k) scanf("%u", &integer[k]);
         for (auto& v : c) scanf("%a", &v);
-        const u32 slots = 2;
-        std::vector<float> ring(slots * MYELIN_CHANNELS * MYELIN_BLOCK);
+        std::vector<float> ring(pop.slots * MYELIN_CHANNELS * MYELIN_BLOCK);
         u32 words[1] = {0};
         float current[1];
+        const std::vector<void*> arena = {c.data(), real.data(), integer.data(), ring.data(), current, words};
+        pop.c = reloc(pop.c, arena);
+        pop.real = reloc(pop.real, arena);
+        pop.integer = reloc(pop.integer, arena);
+        pop.ring = reloc(pop.ring, arena);
+        pop.current = reloc(pop.current, arena);
+        pop.words = reloc(pop.words, arena);
         auto kernel = model == "iaf_psc_exp"     ? iaf_psc_exp_update
                       : model == "iaf_psc_alpha" ? iaf_psc_alpha_update
                       : model == "iaf_psc_delta" ? iaf_psc_delta_update
@@ -47,14 +93,87 @@ int main(int argc, char** argv) {
         for (int s = 0; s < steps; ++s) {
             float ex, in;
             if (scanf("%a %a %a", &ex, &in, &current[0]) != 3) return 5;
-            ring[ring_index(0, 0, s % slots, slots)] = ex;
-            ring[ring_index(0, 1, s % slots, slots)] = in;
-            launch(1, 32, kernel, (const float*)c.data(), real.data(), integer.data(), ring.data(), slots, (u64)s,
-                   (const float*)current, 1u, words);
+            ring[ring_index(0, 0, s % pop.slots, pop.slots)] = ex;
+            ring[ring_index(0, 1, s % pop.slots, pop.slots)] = in;
+            const u64 clock = (u64)s;
+            launch(1, 1, 32, kernel, (const NeuronPopulation*)&pop, &clock);
             for (auto v : real) printf("%a ", v);
             for (u32 k = 0; k < nint; ++k) printf("%u ", integer[k]);
             printf("%u\n", words[0] & 1u);
         }
+        return 0;
+    }
+    if (cmd == "compact") {
+        u32 n_pops;
+        if (scanf("%u", &n_pops) != 1) return 3;
+        std::vector<u32> pop_word(n_pops + 1);
+        for (auto& w : pop_word)
+            if (scanf("%u", &w) != 1) return 3;
+        std::vector<u32> words(std::max(pop_word[n_pops], 1u));
+        for (u32 k = 0; k < pop_word[n_pops]; ++k)
+            if (scanf("%x", &words[k]) != 1) return 3;
+        std::vector<u32> out(n_pops + 1 + 32 * words.size());
+        launch_synced(1, COMPACT_THREADS, compact_spikes, (const u32*)words.data(), (const u32*)pop_word.data(),
+                      n_pops, out.data());
+        const u32 total = out[n_pops];
+        for (u32 k = 0; k < n_pops + 1 + total; ++k) printf("%u\n", out[k]);
+        return 0;
+    }
+    if (cmd == "deliver") {
+        u32 n_pops, len;
+        if (scanf("%u %u", &n_pops, &len) != 2) return 3;
+        std::vector<u32> spikes(len);
+        for (auto& v : spikes) scanf("%u", &v);
+        size_t ring_len;
+        u32 n_proj;
+        if (scanf("%zu %u", &ring_len, &n_proj) != 2) return 3;
+        std::vector<float> ring(ring_len);
+        std::vector<DeliveryProjection> projs(n_proj);
+        std::vector<std::vector<u64>> u64s;
+        std::vector<std::vector<u32>> u32s;
+        std::vector<std::vector<unsigned short>> u16s;
+        std::vector<std::vector<float>> f32s;
+        auto array = [](auto& into, const char* fmt) {
+            size_t n;
+            if (scanf("%zu", &n) != 1) exit(3);
+            into.emplace_back(n);
+            for (auto& x : into.back()) {
+                if (scanf(fmt, &x) != 1) exit(3);
+            }
+        };
+        for (auto& j : projs) {
+            if (!read_row(&j)) return 3;
+            array(u64s, "%llu");
+            array(u32s, "%u");
+            array(u64s, "%llu");
+            array(u16s, "%hu");
+            array(f32s, "%a");
+            array(u16s, "%hu");
+        }
+        std::vector<void*> arena;
+        for (u32 k = 0; k < n_proj; ++k) {
+            arena.push_back(u64s[2 * k].data());
+            arena.push_back(u32s[k].data());
+            arena.push_back(u64s[2 * k + 1].data());
+            arena.push_back(u16s[2 * k].data());
+            arena.push_back(f32s[k].data());
+            arena.push_back(u16s[2 * k + 1].data());
+        }
+        arena.push_back(ring.data());
+        for (auto& j : projs) {
+            j.row_base = reloc(j.row_base, arena);
+            j.row_ptr = reloc(j.row_ptr, arena);
+            j.syn_base = reloc(j.syn_base, arena);
+            j.target = reloc(j.target, arena);
+            j.weight = reloc(j.weight, arena);
+            j.delay = reloc(j.delay, arena);
+            j.ring = reloc(j.ring, arena);
+        }
+        u64 clock;
+        if (scanf("%llu", &clock) != 1) return 3;
+        launch(2, n_proj, 64, deliver_static, (const u32*)spikes.data(), n_pops, (const DeliveryProjection*)projs.data(),
+               (const u64*)&clock);
+        for (auto v : ring) printf("%a\n", v);
         return 0;
     }
     return 2;

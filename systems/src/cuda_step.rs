@@ -1,11 +1,23 @@
 //! The CUDA backend's step (feature `cuda`). The network is built on the CPU exactly as for
 //! the CPU backend (same seed, same connectivity), then [`upload`] copies it to the device
 //! once: neuron state, ring buffers, external currents, each projection's per-block CSR end
-//! to end, and the inputs with their thresholds. Every step then runs on the device in the
-//! CPU's phase order: inputs (`dc_input`, `poisson_input`, in scene order), each
-//! population's `<model>_update`, `compact_spikes`, and `deliver_static` for every
-//! projection. Only the spike lists come back, into the populations' [`Spikes`], where
-//! the CPU's recording systems take them.
+//! to end, the inputs with their thresholds, and the tables of [`crate::cuda_tables`] that
+//! point into them.
+//!
+//! A step on the device is a fixed sequence of launches on one stream, in the CPU's phase
+//! order: memsets of the driven currents, `dc_input` per DC input, `poisson_input` per
+//! layer of Poisson inputs (inputs onto one population in separate layers, in scene order),
+//! one `<model>_update` per neuron model for all its populations, one `compact_spikes` for
+//! all populations, one `deliver_static` for all projections, and `advance_clock`. The step
+//! number lives on the device (`clock`) and every kernel checks its own input windows, so
+//! the sequence never changes: it is captured once as a CUDA graph and each step launches
+//! that graph. The host then copies back the spike list (one transfer of
+//! [`SPIKE_CHUNK`] entries, a second only when more neurons spiked) and hands it to the
+//! populations' [`Spikes`], where the CPU's recording systems take it.
+//!
+//! Every [`PHASE_SAMPLE`]th step runs launch by launch with CUDA events between the phases:
+//! [`DevicePhaseTimes`] keeps their means. `MYELIN_CUDA_GRAPH=0` runs every step launch by
+//! launch.
 //!
 //! The device's `deliver_static` adds with atomics, so spike trains may drift from the CPU's
 //! by float summation order (the connectivity and the input are the same, see DESIGN.md).
@@ -14,9 +26,10 @@ use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use cudarc::driver::sys::{CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError, LaunchArgs,
-    LaunchConfig, PushKernelArg,
+    CudaContext, CudaEvent, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr,
+    DeviceRepr, DriverError, LaunchArgs, LaunchConfig, PinnedHostSlice, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 use myelin_components::{
@@ -24,16 +37,26 @@ use myelin_components::{
     Spikes, StableId, SynapticInput,
 };
 use myelin_engine::{
-    ActiveBackend, Backend, BackendError, KernelSource, RunSeed, SimClock, SimStep, SimSystems,
-    cuda,
+    ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, RunSeed, SimClock,
+    SimStep, SimSystems, cuda,
 };
 
+use crate::cuda_tables::{DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
 use crate::neurons::DeviceModels;
 
 /// Threads per block of the per-neuron kernels.
 const THREADS: u32 = 256;
 /// Threads of `compact_spikes`' one block (`COMPACT_THREADS` in recording.cu).
 const COMPACT_THREADS: u32 = 1024;
+/// Thread blocks of `deliver_static` per projection (eight warps each; the warps stride
+/// over the step's rows).
+const DELIVERY_BLOCKS: u32 = 16;
+/// Spikes copied back with the per-population offsets in the step's one transfer.
+const SPIKE_CHUNK: usize = 4096;
+/// Every this many steps, one step runs launch by launch and is timed phase by phase.
+const PHASE_SAMPLE: u64 = 100;
+/// The phases the events separate, in step order.
+const PHASES: [&str; 4] = ["inputs", "update", "compact", "deliver"];
 /// The virtual architecture the kernels are compiled for (the driver JIT-compiles the PTX
 /// for the device).
 const ARCH: &str = "compute_80";
@@ -49,74 +72,79 @@ impl Plugin for CudaStepPlugin {
     }
 }
 
+/// A population's buffers on the device (the tables point into them).
 struct Pop {
     entity: Entity,
-    n: u32,
-    kernel: CudaFunction,
-    consts: CudaSlice<f32>,
-    real: CudaSlice<f32>,
-    int: CudaSlice<u32>,
+    /// Its first word in the spike bitmap.
+    word: u32,
+    _consts: CudaSlice<f32>,
+    _real: CudaSlice<f32>,
+    _int: CudaSlice<u32>,
     ring: CudaSlice<f32>,
     slots: u32,
     current: CudaSlice<f32>,
     driven: bool,
-    words: CudaSlice<u32>,
-    spikes: CudaSlice<u32>,
-    count: CudaSlice<u32>,
 }
 
-struct Proj {
-    source: usize,
-    target: usize,
-    n_blocks: u32,
-    row_base: CudaSlice<u64>,
-    row_ptr: CudaSlice<u32>,
-    syn_base: CudaSlice<u64>,
-    target_index: CudaSlice<u16>,
-    weight: CudaSlice<f32>,
-    delay: CudaSlice<u16>,
-}
-
-struct Selection {
-    neurons: Option<CudaSlice<u32>>,
-    n: u32,
-}
-
-struct Poisson {
-    id: u32,
-    pop: usize,
-    thresholds: CudaSlice<u32>,
-    n_thresholds: u32,
-    lambda: f64,
-    weight: f32,
-    delay: u32,
-    start: u64,
-    stop: u64,
-    sel: Selection,
+/// One launch of a kernel over a table of populations or inputs (`blockIdx.y`).
+struct TableLaunch {
+    function: CudaFunction,
+    table: CudaSlice<u64>,
+    rows: u32,
+    /// The largest population or input of the table [threads].
+    widest: u32,
 }
 
 struct Dc {
-    id: u32,
-    pop: usize,
     amplitude: f32,
+    pop: usize,
+    neurons: Option<CudaSlice<u32>>,
+    n: u32,
     start: u64,
     stop: u64,
-    sel: Selection,
+}
+
+/// Buffers the tables point into, kept alive with the network.
+#[derive(Default)]
+struct Kept {
+    u16s: Vec<CudaSlice<u16>>,
+    u32s: Vec<CudaSlice<u32>>,
+    u64s: Vec<CudaSlice<u64>>,
+    f32s: Vec<CudaSlice<f32>>,
+}
+
+/// CUDA events between the phases of a sampled step, and the sums of their intervals.
+struct PhaseEvents {
+    marks: [CudaEvent; 5],
+    sums_ms: [f64; 4],
+    sampled: u64,
 }
 
 /// The network on the device, and the kernels that step it.
 pub struct DeviceNet {
     stream: Arc<CudaStream>,
     _modules: Vec<Arc<CudaModule>>,
-    poisson_fn: CudaFunction,
+    device: String,
+    clock: CudaSlice<u64>,
+    bitmap: CudaSlice<u32>,
+    pop_word: CudaSlice<u32>,
+    /// `compact_spikes`' output: the offsets per population, then the list.
+    spikes: CudaSlice<u32>,
+    pops: Vec<Pop>,
+    updates: Vec<TableLaunch>,
+    poisson: Vec<TableLaunch>,
+    dcs: Vec<Dc>,
     dc_fn: CudaFunction,
     compact_fn: CudaFunction,
+    advance_fn: CudaFunction,
     deliver_fn: CudaFunction,
-    pops: Vec<Pop>,
-    projs: Vec<Proj>,
-    poisson: Vec<Poisson>,
-    dcs: Vec<Dc>,
+    projections: Option<(CudaSlice<u64>, u32)>,
+    _kept: Kept,
     seed: u64,
+    /// The head of `spikes` copied back each step.
+    landing: PinnedHostSlice<u32>,
+    graph: Option<CudaGraph>,
+    phases: PhaseEvents,
 }
 
 fn driver(op: &str) -> impl FnOnce(DriverError) -> BackendError + '_ {
@@ -126,13 +154,10 @@ fn driver(op: &str) -> impl FnOnce(DriverError) -> BackendError + '_ {
     }
 }
 
-fn grid(threads: u64) -> LaunchConfig {
+/// `rows` rows of up to `widest` threads each: x strides over the threads, y is the row.
+fn table_grid(widest: u32, rows: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (
-            threads.div_ceil(u64::from(THREADS)).clamp(1, 1 << 20) as u32,
-            1,
-            1,
-        ),
+        grid_dim: (widest.div_ceil(THREADS).clamp(1, 1 << 16), rows, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -144,9 +169,11 @@ fn launch(mut args: LaunchArgs<'_>, cfg: LaunchConfig) -> Result<(), DriverError
         reason = "a kernel launch: the driver cannot check the arguments"
     )]
     // SAFETY: every launch passes the arguments in the order, number and types of the
-    // kernel's signature in its .cu source, device buffers of the sizes the kernel indexes
-    // (a population's n neurons, its rings of `slots` slots, a projection's CSR), all on one
-    // stream, so no launch sees another's buffers half-written.
+    // kernel's signature in its .cu source; device buffers and tables (cuda_tables, whose
+    // layouts the sources assert) of the sizes the kernel indexes (a population's n
+    // neurons, its rings of `slots` slots, a projection's CSR), all kept alive by the
+    // DeviceNet and used on its one stream, so no launch sees another's buffers
+    // half-written.
     unsafe { args.launch(cfg) }.map(|_| ())
 }
 
@@ -162,23 +189,48 @@ fn function(m: &Arc<CudaModule>, name: &str) -> Result<CudaFunction, BackendErro
         .map_err(driver(&format!("finding kernel {name}")))
 }
 
-/// Builds the [`DeviceNet`] of the network in `world` (built on the CPU) on device 0 and
-/// keeps it in the world for [`device_step`].
-pub fn upload(world: &mut World) -> Result<usize, BackendError> {
-    cuda::probe()?;
-    let ctx = CudaContext::new(0).map_err(driver("opening device 0"))?;
-    let stream = ctx.default_stream();
-    let mut modules = Vec::new();
-    let mut up_bytes = 0usize;
-    macro_rules! htod {
-        ($v:expr, $what:expr) => {{
-            let v = $v;
-            up_bytes += std::mem::size_of_val(&v[..]);
-            stream
-                .clone_htod(&v[..])
-                .map_err(driver(&format!("copying {} to the device", $what)))?
-        }};
+/// Copies to the device, counting the bytes.
+struct Upload<'a> {
+    stream: &'a Arc<CudaStream>,
+    bytes: usize,
+}
+
+impl Upload<'_> {
+    fn copy<T: DeviceRepr>(&mut self, v: &[T], what: &str) -> Result<CudaSlice<T>, BackendError> {
+        self.bytes += std::mem::size_of_val(v);
+        self.stream
+            .clone_htod(v)
+            .map_err(driver(&format!("copying {what} to the device")))
     }
+}
+
+/// The device address of `s`.
+fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
+    s.device_ptr(stream).0
+}
+
+/// Builds the [`DeviceNet`] of the network in `world` (built on the CPU) on device 0 and
+/// keeps it in the world for [`device_step`]. Returns the bytes uploaded.
+pub fn upload(world: &mut World) -> Result<usize, BackendError> {
+    let info = cuda::probe()?;
+    let ctx = CudaContext::new(0).map_err(driver("opening device 0"))?;
+    #[expect(
+        unsafe_code,
+        reason = "cudarc's per-buffer events are not needed on one stream, and would break graph capture"
+    )]
+    // SAFETY: every allocation, copy and launch of the DeviceNet goes to its one stream, in
+    // order; the host reads results only after synchronising with that stream; buffers are
+    // freed only with the DeviceNet.
+    unsafe {
+        ctx.disable_event_tracking();
+    }
+    // Not the legacy default stream: it cannot be captured into a graph.
+    let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
+    let mut up = Upload {
+        stream: &stream,
+        bytes: 0,
+    };
+    let mut modules = Vec::new();
     let inputs = module(&ctx, &crate::inputs::CUDA_KERNEL)?;
     let compact = module(&ctx, &crate::recording::CUDA_KERNEL)?;
     let deliver = module(&ctx, &crate::delivery::CUDA_KERNEL)?;
@@ -186,31 +238,22 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         function(&inputs, "poisson_input")?,
         function(&inputs, "dc_input")?,
     );
-    let compact_fn = function(&compact, "compact_spikes")?;
+    let (compact_fn, advance_fn) = (
+        function(&compact, "compact_spikes")?,
+        function(&compact, "advance_clock")?,
+    );
     let deliver_fn = function(&deliver, "deliver_static")?;
     modules.extend([inputs, compact, deliver]);
+    let mut kept = Kept::default();
 
-    let mut kernels: Vec<(&'static str, CudaFunction)> = Vec::new();
-    let mut pops = Vec::new();
+    // Populations, in stable order; each owns whole words of one spike bitmap.
     let mut models = DeviceModels::populations(world);
     models.sort_by_key(|(e, ..)| world.get::<StableId>(*e).map_or(u32::MAX, |s| s.0));
-    for (entity, name, kernel, consts) in models {
-        let Some(source) = kernel else {
-            return Err(BackendError::Unsupported(format!(
-                "neuron model {name} has no CUDA kernel"
-            )));
-        };
-        let f = match kernels.iter().find(|(n, _)| *n == name) {
-            Some((_, f)) => f.clone(),
-            None => {
-                let m = module(&ctx, &source)?;
-                let f = function(&m, source.entries[0])?;
-                modules.push(m);
-                kernels.push((name, f.clone()));
-                f
-            }
-        };
-        let e = world.entity(entity);
+    let mut pops = Vec::new();
+    let mut sizes = Vec::new();
+    let mut word_starts = vec![0u32];
+    for (entity, _, _, consts) in &models {
+        let e = world.entity(*entity);
         let (state, input, current) = (
             e.get::<NeuronState>().expect("a population has state"),
             e.get::<SynapticInput>().expect("a population has rings"),
@@ -218,40 +261,92 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
                 .expect("a population has a current"),
         );
         let n = input.len() as u32;
-        let words = n.div_ceil(32).max(1) as usize;
+        let word = *word_starts.last().unwrap();
+        word_starts.push(word + n.div_ceil(32));
+        sizes.push(n);
+        let int = if state.int.is_empty() {
+            vec![0u32]
+        } else {
+            state.int.concat()
+        };
         pops.push(Pop {
-            entity,
-            n,
-            kernel: f,
-            consts: htod!(consts, format!("the constants of {name}")),
-            real: htod!(state.real.concat(), "neuron state"),
-            int: htod!(
-                if state.int.is_empty() {
-                    vec![0u32]
-                } else {
-                    state.int.concat()
-                },
-                "neuron state"
-            ),
-            ring: htod!(input.folded(), "ring buffers"),
+            entity: *entity,
+            word,
+            _consts: up.copy(consts, "neuron constants")?,
+            _real: up.copy(&state.real.concat(), "neuron state")?,
+            _int: up.copy(&int, "neuron state")?,
+            ring: up.copy(&input.folded(), "ring buffers")?,
             slots: input.slots() as u32,
-            current: htod!(current.values.clone(), "external currents"),
+            current: up.copy(&current.values, "external currents")?,
             driven: current.driven,
-            words: stream
-                .alloc_zeros::<u32>(words)
-                .map_err(driver("allocating spike bitmaps"))?,
-            spikes: stream
-                .alloc_zeros::<u32>(n.max(1) as usize)
-                .map_err(driver("allocating spike lists"))?,
-            count: stream
-                .alloc_zeros::<u32>(1)
-                .map_err(driver("allocating spike counts"))?,
         });
+    }
+    let n_words = *word_starts.last().unwrap();
+    let alloc = |len: usize, what: &str| {
+        stream
+            .alloc_zeros::<u32>(len.max(1))
+            .map_err(driver(&format!("allocating {what}")))
+    };
+    let bitmap = alloc(n_words as usize, "the spike bitmap")?;
+    let spikes = alloc(pops.len() + 1 + 32 * n_words as usize, "the spike list")?;
+    let pop_word = up.copy(&word_starts, "the spike bitmap's layout")?;
+    let mut clock = stream
+        .alloc_zeros::<u64>(1)
+        .map_err(driver("allocating the step counter"))?;
+    stream
+        .memcpy_htod(&[world.resource::<SimClock>().step], &mut clock)
+        .map_err(driver("setting the step counter"))?;
+
+    // One update launch per model, over its populations.
+    let mut updates: Vec<(&'static str, Vec<u64>, u32, u32)> = Vec::new();
+    for (p, (_, name, kernel, _)) in models.iter().enumerate() {
+        let pop = &pops[p];
+        let row = NeuronPopulation {
+            c: addr(&pop._consts, &stream),
+            real: addr(&pop._real, &stream),
+            integer: addr(&pop._int, &stream),
+            ring: addr(&pop.ring, &stream),
+            current: addr(&pop.current, &stream),
+            words: addr(&bitmap, &stream) + 4 * u64::from(pop.word),
+            n: sizes[p],
+            slots: pop.slots,
+        };
+        if kernel.is_none() {
+            return Err(BackendError::Unsupported(format!(
+                "neuron model {name} has no CUDA kernel"
+            )));
+        }
+        match updates.iter_mut().find(|u| u.0 == *name) {
+            Some(u) => {
+                u.1.extend(row.words());
+                u.2 += 1;
+                u.3 = u.3.max(sizes[p]);
+            }
+            None => updates.push((name, row.words().to_vec(), 1, sizes[p])),
+        }
+    }
+    let mut update_launches = Vec::new();
+    for (name, table, rows, widest) in updates {
+        let source = models
+            .iter()
+            .find(|m| m.1 == name)
+            .and_then(|m| m.2)
+            .expect("checked above");
+        let m = module(&ctx, &source)?;
+        update_launches.push(TableLaunch {
+            function: function(&m, source.entries[0])?,
+            table: up.copy(&table, "the population table")?,
+            rows,
+            widest,
+        });
+        modules.push(m);
     }
     let index = |e: Entity| pops.iter().position(|p| p.entity == e);
 
+    // Static projections, one table for the one delivery launch.
     let mut q = world.query::<(&Projection, &Connectivity, Option<&PlasticityState>)>();
-    let mut projs = Vec::new();
+    let mut proj_table = Vec::new();
+    let mut n_proj = 0u32;
     for (j, c, plastic) in q.iter(world) {
         if plastic.is_some() {
             return Err(BackendError::Unsupported(format!(
@@ -262,217 +357,324 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         let (Some(source), Some(target)) = (index(j.source), index(j.target)) else {
             continue;
         };
-        let (mut row_base, mut syn_base) = (Vec::new(), Vec::new());
-        let (mut row_ptr, mut tgt, mut weight, mut delay) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        // The device holds the block layout, whichever layout the host has.
-        for b in c.blocks() {
-            row_base.push(row_ptr.len() as u64);
-            syn_base.push(tgt.len() as u64);
-            row_ptr.extend_from_slice(&b.row_ptr());
-            for s in b.iter() {
-                tgt.push(s.target);
-                weight.push(s.weight);
-                delay.push(s.delay);
-            }
-        }
-        if tgt.is_empty() {
+        let f = FlatCsr::of(c);
+        if f.target.is_empty() {
             continue;
         }
-        projs.push(Proj {
-            source,
-            target,
+        let (row_base, row_ptr, syn_base) = (
+            up.copy(&f.row_base, "connectivity")?,
+            up.copy(&f.row_ptr, "connectivity")?,
+            up.copy(&f.syn_base, "connectivity")?,
+        );
+        let (tgt, weight, delay) = (
+            up.copy(&f.target, "connectivity")?,
+            up.copy(&f.weight, "connectivity")?,
+            up.copy(&f.delay, "connectivity")?,
+        );
+        let row = DeliveryProjection {
+            row_base: addr(&row_base, &stream),
+            row_ptr: addr(&row_ptr, &stream),
+            syn_base: addr(&syn_base, &stream),
+            target: addr(&tgt, &stream),
+            weight: addr(&weight, &stream),
+            delay: addr(&delay, &stream),
+            ring: addr(&pops[target].ring, &stream),
             n_blocks: c.n_blocks() as u32,
-            row_base: htod!(row_base, "connectivity"),
-            row_ptr: htod!(row_ptr, "connectivity"),
-            syn_base: htod!(syn_base, "connectivity"),
-            target_index: htod!(tgt, "connectivity"),
-            weight: htod!(weight, "connectivity"),
-            delay: htod!(delay, "connectivity"),
+            source: source as u32,
+            source_word: pops[source].word,
+            slots: pops[target].slots,
+        };
+        proj_table.extend(row.words());
+        n_proj += 1;
+        kept.u64s.extend([row_base, syn_base]);
+        kept.u32s.push(row_ptr);
+        kept.u16s.extend([tgt, delay]);
+        kept.f32s.push(weight);
+    }
+    let projections = if n_proj > 0 {
+        Some((up.copy(&proj_table, "the projection table")?, n_proj))
+    } else {
+        None
+    };
+
+    // Poisson inputs in scene order, in layers: the k-th input onto a population goes to
+    // layer k, so one launch never adds twice to a neuron and each population gets its
+    // inputs in the CPU's order.
+    let mut inputs: Vec<(u32, PoissonInput)> = world
+        .query::<(&PoissonInput, &StableId)>()
+        .iter(world)
+        .map(|(p, id)| (id.0, p.clone()))
+        .collect();
+    inputs.sort_by_key(|(id, _)| *id);
+    let mut layers: Vec<(Vec<u64>, u32, u32)> = Vec::new();
+    let mut per_pop = vec![0usize; pops.len()];
+    for (id, p) in &inputs {
+        let Some(pop) = index(p.target) else { continue };
+        if p.lambda <= 0.0 {
+            continue;
+        }
+        let thresholds = up.copy(
+            if p.thresholds.is_empty() {
+                &[0u32][..]
+            } else {
+                &p.thresholds[..]
+            },
+            "Poisson thresholds",
+        )?;
+        let (neurons, n) = match &p.neurons {
+            Some(v) => {
+                let d = up.copy(v, "an input's neurons")?;
+                let a = addr(&d, &stream);
+                kept.u32s.push(d);
+                (a, v.len() as u32)
+            }
+            None => (0, sizes[pop]),
+        };
+        let row = PoissonSource {
+            thresholds: addr(&thresholds, &stream),
+            ring: addr(&pops[pop].ring, &stream),
+            neurons,
+            lambda: p.lambda,
+            start: p.start,
+            stop: p.stop,
+            n_thresholds: p.thresholds.len() as u32,
+            element: *id,
+            delay: u32::from(p.delay),
+            slots: pops[pop].slots,
+            n,
+            weight: p.weight,
+        };
+        kept.u32s.push(thresholds);
+        let k = per_pop[pop];
+        per_pop[pop] += 1;
+        if layers.len() == k {
+            layers.push((Vec::new(), 0, 0));
+        }
+        layers[k].0.extend(row.words());
+        layers[k].1 += 1;
+        layers[k].2 = layers[k].2.max(n);
+    }
+    let mut poisson = Vec::new();
+    for (table, rows, widest) in layers {
+        poisson.push(TableLaunch {
+            function: poisson_fn.clone(),
+            table: up.copy(&table, "the Poisson table")?,
+            rows,
+            widest,
+        });
+    }
+    let mut dcs = Vec::new();
+    let mut q = world.query::<(&DcInput, &StableId)>();
+    let mut found: Vec<(u32, DcInput)> = q.iter(world).map(|(d, id)| (id.0, d.clone())).collect();
+    found.sort_by_key(|(id, _)| *id);
+    for (_, d) in found {
+        let Some(pop) = index(d.target) else { continue };
+        let (neurons, n) = match &d.neurons {
+            Some(v) => (Some(up.copy(v, "an input's neurons")?), v.len() as u32),
+            None => (None, sizes[pop]),
+        };
+        dcs.push(Dc {
+            amplitude: d.amplitude,
+            pop,
+            neurons,
+            n,
+            start: d.start,
+            stop: d.stop,
         });
     }
 
-    let selection = |neurons: &Option<Vec<u32>>, n: u32, up: &mut usize| {
-        Ok::<_, BackendError>(match neurons {
-            None => Selection { neurons: None, n },
-            Some(v) => {
-                *up += std::mem::size_of_val(&v[..]);
-                Selection {
-                    neurons: Some(
-                        stream
-                            .clone_htod(&v[..])
-                            .map_err(driver("copying an input's neurons"))?,
-                    ),
-                    n: v.len() as u32,
-                }
-            }
-        })
+    let head = (pops.len() + 1 + SPIKE_CHUNK).min(spikes.len());
+    #[expect(
+        unsafe_code,
+        reason = "page-locked host memory for the per-step copy of the spikes"
+    )]
+    // SAFETY: the memory starts unset; it is read only after a copy from the device has
+    // filled all `head` entries of it (DeviceNet::step).
+    let landing = unsafe { ctx.alloc_pinned_with_flags::<u32>(head, 0) }
+        .map_err(driver("allocating page-locked memory for the spikes"))?;
+    let timing = || {
+        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(driver("creating timing events"))
     };
-    let mut poisson = Vec::new();
-    let mut q = world.query::<(&PoissonInput, &StableId)>();
-    for (p, id) in q.iter(world) {
-        let Some(pop) = index(p.target) else { continue };
-        poisson.push(Poisson {
-            id: id.0,
-            pop,
-            thresholds: htod!(
-                if p.thresholds.is_empty() {
-                    vec![0u32]
-                } else {
-                    p.thresholds.clone()
-                },
-                "Poisson thresholds"
-            ),
-            n_thresholds: p.thresholds.len() as u32,
-            lambda: p.lambda,
-            weight: p.weight,
-            delay: u32::from(p.delay),
-            start: p.start,
-            stop: p.stop,
-            sel: selection(&p.neurons, pops[pop].n, &mut up_bytes)?,
-        });
-    }
-    poisson.sort_by_key(|p| p.id);
-    let mut dcs = Vec::new();
-    let mut q = world.query::<(&DcInput, &StableId)>();
-    for (d, id) in q.iter(world) {
-        let Some(pop) = index(d.target) else { continue };
-        dcs.push(Dc {
-            id: id.0,
-            pop,
-            amplitude: d.amplitude,
-            start: d.start,
-            stop: d.stop,
-            sel: selection(&d.neurons, pops[pop].n, &mut up_bytes)?,
-        });
-    }
-    dcs.sort_by_key(|d| d.id);
+    let marks = [timing()?, timing()?, timing()?, timing()?, timing()?];
     stream
         .synchronize()
         .map_err(driver("finishing the upload"))?;
     let seed = world.get_resource::<RunSeed>().map_or(0, |s| s.0);
-    world.insert_non_send(DeviceNet {
+    let up_bytes = up.bytes;
+    let mut net = DeviceNet {
         stream,
         _modules: modules,
-        poisson_fn,
-        dc_fn,
-        compact_fn,
-        deliver_fn,
+        device: info.name,
+        clock,
+        bitmap,
+        pop_word,
+        spikes,
         pops,
-        projs,
+        updates: update_launches,
         poisson,
         dcs,
+        dc_fn,
+        compact_fn,
+        advance_fn,
+        deliver_fn,
+        projections,
+        _kept: kept,
         seed,
-    });
+        landing,
+        graph: None,
+        phases: PhaseEvents {
+            marks,
+            sums_ms: [0.0; 4],
+            sampled: 0,
+        },
+    };
+    if std::env::var("MYELIN_CUDA_GRAPH").as_deref() != Ok("0") {
+        net.graph = Some(net.capture().map_err(driver(
+            "capturing the step as a CUDA graph (MYELIN_CUDA_GRAPH=0 runs without one)",
+        ))?);
+    }
+    world.insert_resource(net.phase_times());
+    world.insert_non_send(net);
     Ok(up_bytes)
 }
 
 impl DeviceNet {
-    /// One step on the device; the spike lists come back into the populations' [`Spikes`].
-    fn step(&mut self, world: &mut World) -> Result<(), DriverError> {
-        let step = world.resource::<SimClock>().step;
-        let s = &self.stream;
+    /// Queues one step's launches on the stream; with `timed`, records the phase events
+    /// between them.
+    fn enqueue(&mut self, timed: bool) -> Result<(), DriverError> {
+        let s = self.stream.clone();
+        let mark = |k: usize, marks: &[CudaEvent; 5]| {
+            if timed { marks[k].record(&s) } else { Ok(()) }
+        };
         let null = 0u64;
+        mark(0, &self.phases.marks)?;
         // Inputs, in scene order per kind (DC currents, then Poisson events), as the CPU.
         for p in self.pops.iter_mut().filter(|p| p.driven) {
             s.memset_zeros(&mut p.current)?;
         }
-        for d in self.dcs.iter().filter(|d| step >= d.start && step < d.stop) {
+        for d in &self.dcs {
             let mut a = s.launch_builder(&self.dc_fn);
             a.arg(&d.amplitude).arg(&self.pops[d.pop].current);
-            match &d.sel.neurons {
+            match &d.neurons {
                 Some(v) => a.arg(v),
                 None => a.arg(&null),
             };
-            a.arg(&d.sel.n);
-            launch(a, grid(u64::from(d.sel.n)))?;
+            a.arg(&d.n).arg(&d.start).arg(&d.stop).arg(&self.clock);
+            launch(a, table_grid(d.n, 1))?;
         }
-        for p in self
-            .poisson
-            .iter()
-            .filter(|p| step >= p.start && step < p.stop && p.lambda > 0.0)
-        {
-            let pop = &self.pops[p.pop];
-            let mut a = s.launch_builder(&self.poisson_fn);
-            a.arg(&self.seed)
-                .arg(&p.id)
-                .arg(&step)
-                .arg(&p.thresholds)
-                .arg(&p.n_thresholds)
-                .arg(&p.lambda)
-                .arg(&p.weight)
-                .arg(&p.delay)
-                .arg(&pop.ring)
-                .arg(&pop.slots);
-            match &p.sel.neurons {
-                Some(v) => a.arg(v),
-                None => a.arg(&null),
-            };
-            a.arg(&p.sel.n);
-            launch(a, grid(u64::from(p.sel.n)))?;
+        for l in &self.poisson {
+            let mut a = s.launch_builder(&l.function);
+            a.arg(&self.seed).arg(&l.table).arg(&self.clock);
+            launch(a, table_grid(l.widest, l.rows))?;
         }
-        // Neuron updates, then each population's spike list.
-        for p in &self.pops {
-            let mut a = s.launch_builder(&p.kernel);
-            a.arg(&p.consts)
-                .arg(&p.real)
-                .arg(&p.int)
-                .arg(&p.ring)
-                .arg(&p.slots)
-                .arg(&step)
-                .arg(&p.current)
-                .arg(&p.n)
-                .arg(&p.words);
-            launch(a, grid(u64::from(p.n)))?;
-            let n_words = p.n.div_ceil(32);
-            let mut a = s.launch_builder(&self.compact_fn);
-            a.arg(&p.words).arg(&n_words).arg(&p.spikes).arg(&p.count);
+        mark(1, &self.phases.marks)?;
+        for l in &self.updates {
+            let mut a = s.launch_builder(&l.function);
+            a.arg(&l.table).arg(&self.clock);
+            launch(a, table_grid(l.widest, l.rows))?;
+        }
+        mark(2, &self.phases.marks)?;
+        let n_pops = self.pops.len() as u32;
+        let mut a = s.launch_builder(&self.compact_fn);
+        a.arg(&self.bitmap)
+            .arg(&self.pop_word)
+            .arg(&n_pops)
+            .arg(&self.spikes);
+        launch(
+            a,
+            LaunchConfig {
+                grid_dim: (1, 1, 1),
+                block_dim: (COMPACT_THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            },
+        )?;
+        mark(3, &self.phases.marks)?;
+        if let Some((table, n_proj)) = &self.projections {
+            let mut a = s.launch_builder(&self.deliver_fn);
+            a.arg(&self.spikes).arg(&n_pops).arg(table).arg(&self.clock);
             launch(
                 a,
                 LaunchConfig {
-                    grid_dim: (1, 1, 1),
-                    block_dim: (COMPACT_THREADS, 1, 1),
+                    grid_dim: (DELIVERY_BLOCKS, *n_proj, 1),
+                    block_dim: (THREADS, 1, 1),
                     shared_mem_bytes: 0,
                 },
             )?;
         }
-        let mut counts = Vec::with_capacity(self.pops.len());
-        for p in &self.pops {
-            counts.push(s.clone_dtoh(&p.count)?[0]);
+        let mut a = s.launch_builder(&self.advance_fn);
+        a.arg(&self.clock);
+        launch(a, LaunchConfig::for_num_elems(1))?;
+        mark(4, &self.phases.marks)
+    }
+
+    /// The step's launches captured once as a CUDA graph.
+    fn capture(&mut self) -> Result<CudaGraph, DriverError> {
+        let s = self.stream.clone();
+        s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
+        let queued = self.enqueue(false);
+        // Capture ends whether or not a launch failed, so the stream is usable again.
+        let graph = s.end_capture(CUgraphInstantiate_flags(0));
+        queued?;
+        let graph = graph?.ok_or(DriverError(
+            cudarc::driver::sys::cudaError_enum::CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+        ))?;
+        graph.upload()?;
+        Ok(graph)
+    }
+
+    fn phase_times(&self) -> DevicePhaseTimes {
+        let n = self.phases.sampled.max(1) as f64;
+        DevicePhaseTimes {
+            device: self.device.clone(),
+            graph: self.graph.is_some(),
+            sampled_steps: self.phases.sampled,
+            per_step_s: PHASES
+                .iter()
+                .zip(self.phases.sums_ms)
+                .map(|(&name, ms)| (name, ms / n / 1e3))
+                .collect(),
         }
-        // Delivery: a warp per (spike, target block) row.
-        for j in &self.projs {
-            let k = counts[j.source];
-            if k == 0 {
-                continue;
-            }
-            let (src, tgt) = (&self.pops[j.source], &self.pops[j.target]);
-            let mut a = s.launch_builder(&self.deliver_fn);
-            a.arg(&src.spikes)
-                .arg(&src.count)
-                .arg(&j.n_blocks)
-                .arg(&j.row_base)
-                .arg(&j.row_ptr)
-                .arg(&j.syn_base)
-                .arg(&j.target_index)
-                .arg(&j.weight)
-                .arg(&j.delay)
-                .arg(&tgt.ring)
-                .arg(&tgt.slots)
-                .arg(&step);
-            launch(a, grid(u64::from(k) * u64::from(j.n_blocks) * 32))?;
+    }
+
+    /// One step on the device; the spike lists come back into the populations' [`Spikes`].
+    fn step(&mut self, world: &mut World) -> Result<(), DriverError> {
+        let step = world.resource::<SimClock>().step;
+        let timed = step.is_multiple_of(PHASE_SAMPLE);
+        match &self.graph {
+            Some(g) if !timed => g.launch()?,
+            _ => self.enqueue(timed)?,
         }
-        // The spikes back, for recording and the rates.
-        for (p, &k) in self.pops.iter().zip(&counts) {
-            let list = if k > 0 {
-                s.clone_dtoh(&p.spikes.slice(0..k as usize))?
-            } else {
-                Vec::new()
-            };
-            if let Some(mut sp) = world.get_mut::<Spikes>(p.entity) {
-                sp.total += u64::from(k);
-                sp.current = list;
+        let head = self.landing.len();
+        self.stream
+            .memcpy_dtoh(&self.spikes.slice(0..head), &mut self.landing)?;
+        let got = self.landing.as_slice()?;
+        let n_pops = self.pops.len();
+        let total = got[n_pops] as usize;
+        let rest;
+        let list: &[u32] = if n_pops + 1 + total <= head {
+            &got[n_pops + 1..n_pops + 1 + total]
+        } else {
+            rest = self
+                .stream
+                .clone_dtoh(&self.spikes.slice(n_pops + 1..n_pops + 1 + total))?;
+            &rest
+        };
+        for (p, pop) in self.pops.iter().enumerate() {
+            let (a, b) = (got[p] as usize, got[p + 1] as usize);
+            if let Some(mut sp) = world.get_mut::<Spikes>(pop.entity) {
+                let bit0 = pop.word * 32;
+                sp.total += (b - a) as u64;
+                sp.current = list[a..b].iter().map(|&x| x - bit0).collect();
             }
+        }
+        if timed {
+            let m = &self.phases.marks;
+            for k in 0..PHASES.len() {
+                self.phases.sums_ms[k] += f64::from(m[k].elapsed_ms(&m[k + 1])?);
+            }
+            self.phases.sampled += 1;
+            world.insert_resource(self.phase_times());
         }
         Ok(())
     }

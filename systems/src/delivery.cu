@@ -1,32 +1,51 @@
-// Static spike delivery on the device: deliver_block (delivery.rs) for every target block
-// at once, a warp per (spiking source, target block) row. Lanes stride through the row and
-// add each synapse's weight into the target's ring slot `delay` steps ahead with an atomic
-// add: the sums are those of the CPU up to the order of the float additions.
-//
-// Connectivity is the projection's per-block CSR (components::SynapseBlock) laid end to end:
-// block b's row offsets start at row_base[b] (n_source + 1 of them, relative to the block's
-// synapses, which start at syn_base[b]).
-// spikes: this step's spiking sources, ascending (compact_spikes); n_spikes: their number.
-extern "C" __global__ void deliver_static(const u32* __restrict__ spikes, const u32* __restrict__ n_spikes,
-                                          u32 n_blocks, const u64* __restrict__ row_base,
-                                          const u32* __restrict__ row_ptr, const u64* __restrict__ syn_base,
-                                          const unsigned short* __restrict__ target,
-                                          const float* __restrict__ weight, const unsigned short* __restrict__ delay,
-                                          float* __restrict__ ring, u32 slots, u64 step) {
+// Static spike delivery on the device: deliver_block (delivery.rs) for every projection and
+// every target block at once, a warp per (spiking source, target block) row. Lanes stride
+// through the row and add each synapse's weight into the target's ring slot `delay` steps
+// ahead with an atomic add: the sums are those of the CPU up to the order of the float
+// additions.
+
+// One projection of the launch. The host (systems/src/cuda_step.rs, `projection_words`)
+// writes it as nine 64-bit words, field after field. Its connectivity is the per-block CSR
+// (components::SynapseBlock) laid end to end: block b's row offsets start at row_base[b]
+// (n_source + 1 of them, relative to the block's synapses, which start at syn_base[b]).
+struct DeliveryProjection {
+    const u64* row_base;
+    const u32* row_ptr;
+    const u64* syn_base;
+    const unsigned short* target;  // neuron within the target block
+    const float* weight;
+    const unsigned short* delay;   // [steps], at least 1
+    float* ring;                   // the target population's SynapticInput
+    u32 n_blocks;                  // target blocks
+    u32 source;                    // the source population's index in compact_spikes' table
+    u32 source_word;               // its first word in the spike bitmap
+    u32 slots;                     // the target's ring slots
+};
+static_assert(sizeof(DeliveryProjection) == 72, "cuda_step.rs writes a DeliveryProjection as 9 words");
+
+// spikes: compact_spikes' output for n_pops populations; blockIdx.y is the projection.
+extern "C" __global__ void deliver_static(const u32* __restrict__ spikes, u32 n_pops,
+                                          const DeliveryProjection* __restrict__ projs,
+                                          const u64* __restrict__ clock) {
+    const DeliveryProjection j = projs[blockIdx.y];
+    const u64 step = *clock;
+    const u32 first = spikes[j.source], count = spikes[j.source + 1u] - first;
+    const u32* list = spikes + n_pops + 1u + first;
+    const u32 bit0 = j.source_word * 32u;
     const u32 lane = threadIdx.x & 31u;
     const u64 warps = ((u64)gridDim.x * blockDim.x) >> 5;
-    const u64 rows = (u64)(*n_spikes) * n_blocks;
+    const u64 rows = (u64)count * j.n_blocks;
     for (u64 w = (u64)global_thread() >> 5; w < rows; w += warps) {
-        const u32 source = spikes[w / n_blocks];
-        const u32 b = (u32)(w % n_blocks);
-        const u32* rp = row_ptr + row_base[b];
-        const u64 base = syn_base[b];
+        const u32 source = list[w / j.n_blocks] - bit0;
+        const u32 b = (u32)(w % j.n_blocks);
+        const u32* rp = j.row_ptr + j.row_base[b];
+        const u64 base = j.syn_base[b];
         const u32 end = rp[source + 1];
         for (u32 k = rp[source] + lane; k < end; k += 32u) {
-            const float wt = weight[base + k];
-            const u32 slot = (u32)((step + delay[base + k]) % slots);
-            const u32 neuron = b * MYELIN_BLOCK + target[base + k];
-            atomicAdd(&ring[ring_index(neuron, channel_of(wt), slot, slots)], wt);
+            const float wt = j.weight[base + k];
+            const u32 slot = (u32)((step + j.delay[base + k]) % j.slots);
+            const u32 neuron = b * MYELIN_BLOCK + j.target[base + k];
+            atomicAdd(&j.ring[ring_index(neuron, channel_of(wt), slot, j.slots)], wt);
         }
     }
 }

@@ -4,6 +4,8 @@ pub mod connectivity;
 pub mod cuda;
 #[cfg(feature = "cuda")]
 pub mod cuda_step;
+#[cfg(any(feature = "cuda", test))]
+mod cuda_tables;
 pub mod delivery;
 pub mod inputs;
 pub mod neurons;

@@ -1,16 +1,26 @@
-// Spike compaction on the device: turns a population's spike bitmap (record_spike_bit) into
-// the ascending list of its spiking neurons, which delivery reads and recording copies back
-// to the host (the only per-step transfer). One thread block: each thread counts the spikes
-// of a contiguous run of words, a block-wide scan gives each run its place, and each thread
-// writes its neurons there, so the list is sorted without a sort.
+// Spike compaction on the device: turns the spike bitmap of every population into one
+// ascending list of spiking neurons, which delivery reads and the host copies back (the
+// only per-step transfer). Population p owns words [pop_word[p], pop_word[p + 1]) of the
+// bitmap, so its spikes are a contiguous run of the list.
 //
-// Launch with one block of COMPACT_THREADS threads.
+// out: first[0..=n_pops] (population p's spikes are list[first[p]..first[p + 1]]), then the
+// list, each spike as its bit in the bitmap (word * 32 + bit; population p's neuron i is
+// bit pop_word[p] * 32 + i).
+//
+// One thread block: each thread counts the spikes of a contiguous run of words, a
+// block-wide scan gives each run its place, each thread writes its neurons there (so the
+// list is sorted without a sort), and then a binary search per population finds where its
+// run starts. Launch with one block of COMPACT_THREADS threads.
+#ifndef COMPACT_THREADS
 #define COMPACT_THREADS 1024u
+#endif
 
-extern "C" __global__ void compact_spikes(const u32* __restrict__ words, u32 n_words, u32* __restrict__ out,
-                                          u32* __restrict__ count) {
+extern "C" __global__ void compact_spikes(const u32* __restrict__ words, const u32* __restrict__ pop_word,
+                                          u32 n_pops, u32* __restrict__ out) {
     __shared__ u32 sums[COMPACT_THREADS];
     const u32 t = threadIdx.x;
+    const u32 n_words = pop_word[n_pops];
+    u32* list = out + n_pops + 1u;
     const u32 per = (n_words + COMPACT_THREADS - 1u) / COMPACT_THREADS;
     const u32 lo = min(t * per, n_words), hi = min(lo + per, n_words);
     u32 mine = 0;
@@ -28,9 +38,28 @@ extern "C" __global__ void compact_spikes(const u32* __restrict__ words, u32 n_w
         u32 bits = words[w];
         while (bits) {
             const u32 b = (u32)(__ffs(bits) - 1);
-            out[pos++] = w * 32u + b;
+            list[pos++] = w * 32u + b;
             bits &= bits - 1u;
         }
     }
-    if (t == COMPACT_THREADS - 1u) *count = sums[t];
+    __syncthreads();
+    const u32 total = sums[COMPACT_THREADS - 1u];
+    for (u32 p = t; p <= n_pops; p += COMPACT_THREADS) {
+        // The first spike at or after the population's first bit.
+        const u32 key = pop_word[p] * 32u;
+        u32 a = 0, b = total;
+        while (a < b) {
+            const u32 m = a + (b - a) / 2u;
+            if (list[m] < key)
+                a = m + 1u;
+            else
+                b = m;
+        }
+        out[p] = a;
+    }
+}
+
+// Moves the device's step counter on by one: the last kernel of every step.
+extern "C" __global__ void advance_clock(u64* clock) {
+    if (global_thread() == 0u) *clock += 1u;
 }

@@ -10,7 +10,7 @@ use myelin_engine::{SimClock, SimStep, SimSystems};
 /// (`compact_spikes`).
 pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
     file: "systems/src/recording.cu",
-    entries: &["compact_spikes"],
+    entries: &["compact_spikes", "advance_clock"],
     source: include_str!("recording.cu"),
     fmad: false,
 };

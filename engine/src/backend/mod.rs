@@ -79,6 +79,20 @@ pub enum Backend {
 #[derive(bevy_ecs::resource::Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActiveBackend(pub Backend);
 
+/// Where the GPU's steps spend their time, measured with CUDA events on sampled steps (the
+/// CUDA backend keeps it up to date; absent on the CPU). The summary of a run reports it.
+#[derive(bevy_ecs::resource::Resource, Clone, Debug, Default, PartialEq)]
+pub struct DevicePhaseTimes {
+    /// The device's name.
+    pub device: String,
+    /// Whether the steps that were not sampled ran as one CUDA graph each.
+    pub graph: bool,
+    /// Steps timed phase by phase.
+    pub sampled_steps: u64,
+    /// Mean device time per sampled step of each phase [s], in step order.
+    pub per_step_s: Vec<(&'static str, f64)>,
+}
+
 /// Run condition: the kernels run on the CPU (no [`ActiveBackend`], or the CPU one).
 pub fn on_cpu(backend: Option<bevy_ecs::system::Res<ActiveBackend>>) -> bool {
     backend.is_none_or(|b| b.0 == Backend::Cpu)

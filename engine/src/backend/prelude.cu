@@ -1,6 +1,6 @@
 // Myelin's device prelude: the types and layouts every kernel program shares. Compiled by
 // NVRTC in front of each family's source (engine::backend::DEVICE_PRELUDE); it also
-// compiles as host C++ (see tests/kernels/host_shim.h), so the CPU can check kernels
+// compiles as host C++ (see systems/src/cuda_host_shim.h), so the CPU can check kernels
 // against their Rust twins without a GPU.
 
 typedef unsigned int u32;
@@ -50,3 +50,39 @@ __device__ __forceinline__ void take_input(float* ring, u32 i, u64 step, u32 slo
     ring[ke] = 0.0f;
     ring[ki] = 0.0f;
 }
+
+// One population of a neuron-update launch. The host (systems/src/cuda_step.rs,
+// `population_words`) writes it as seven 64-bit words, field after field.
+struct NeuronPopulation {
+    const float* c;        // the model's device constants (NeuronModel::device_constants)
+    float* real;           // real state, variable after variable (n each)
+    u32* integer;          // integer state, likewise
+    float* ring;           // the population's SynapticInput; this step's slot is read and cleared
+    const float* current;  // external current per neuron
+    u32* words;            // the population's words of the spike bitmap (record_spike_bit)
+    u32 n;                 // neurons
+    u32 slots;             // ring slots
+};
+static_assert(sizeof(NeuronPopulation) == 56, "cuda_step.rs writes a NeuronPopulation as 7 words");
+
+// The update kernel of a neuron model: `model##_update(pops, clock)` steps every population
+// of the table `pops` (blockIdx.y is the population) at the step `*clock`, a thread per
+// neuron, and records the spikes in the bitmap. The model writes only the neuron:
+//
+//   __device__ bool model##_neuron(const float* c, float* real, u32* integer, float* ring,
+//                                  u32 slots, u64 step, const float* current, u32 n, u32 i)
+//
+// which steps neuron i < n and answers whether it spiked. The loop's bound is the same for
+// every thread of a block, so whole warps reach record_spike_bit's ballot.
+#define MYELIN_NEURON_KERNEL(model)                                                                      \
+    extern "C" __global__ void model##_update(const NeuronPopulation* __restrict__ pops,                 \
+                                              const u64* __restrict__ clock) {                           \
+        const NeuronPopulation p = pops[blockIdx.y];                                                     \
+        const u64 step = *clock;                                                                         \
+        for (u32 base = blockIdx.x * blockDim.x; base < p.n; base += gridDim.x * blockDim.x) {           \
+            const u32 i = base + threadIdx.x;                                                            \
+            const bool spiked =                                                                          \
+                i < p.n && model##_neuron(p.c, p.real, p.integer, p.ring, p.slots, step, p.current, p.n, i); \
+            record_spike_bit(p.words, i, p.n, spiked);                                                   \
+        }                                                                                                \
+    }

@@ -2,34 +2,54 @@
 // neuron. The count of a neuron is a function of (seed, input, neuron, step) alone, drawn by
 // the generator of engine/src/rng.rs, so the GPU receives exactly the input the CPU does:
 // bit for bit for means below rng::POISSON_INVERSION_MAX (the grouped draws, thresholds
-// computed on the host), by the same PTRS arithmetic above. Launch the inputs of one target
-// population in scene order (the CPU's order of the additions).
+// computed on the host), by the same PTRS arithmetic above.
 //
-// neurons: the selected target neurons, ascending (null: neurons 0..n).
-extern "C" __global__ void poisson_input(u64 seed, u32 element, u64 step, const u32* __restrict__ thresholds,
-                                         u32 n_thresholds, double lambda, float weight, u32 delay,
-                                         float* __restrict__ ring, u32 slots, const u32* __restrict__ neurons,
-                                         u32 n) {
-    const u32 i = global_thread();
-    if (i >= n) return;
-    const u32 neuron = neurons ? neurons[i] : i;
-    u32 k;
-    if (n_thresholds > 0) {
-        k = poisson_count_grouped(seed, PURPOSE_POISSON, element, neuron, step, thresholds, n_thresholds);
-    } else {
-        Stream s = stream_new(seed, PURPOSE_POISSON, element, neuron, step);
-        k = poisson_ptrs(&s, lambda);
+// One poisson_generator of a launch. The host (systems/src/cuda_step.rs, `poisson_words`)
+// writes it as nine 64-bit words, field after field.
+struct PoissonSource {
+    const u32* thresholds;  // rng::poisson_thresholds of the mean (n_thresholds of them; none: PTRS)
+    float* ring;            // the target population's SynapticInput
+    const u32* neurons;     // the selected target neurons, ascending (null: neurons 0..n)
+    double lambda;          // the mean count per step
+    u64 start, stop;        // active in steps [start, stop)
+    u32 n_thresholds;
+    u32 element;            // the input's stable id, the generator's element
+    u32 delay;              // [steps]
+    u32 slots;              // the target's ring slots
+    u32 n;                  // target neurons
+    float weight;
+};
+static_assert(sizeof(PoissonSource) == 72, "cuda_step.rs writes a PoissonSource as 9 words");
+
+// Every input of the table `inputs` at step *clock (blockIdx.y is the input), a thread per
+// target neuron. Inputs with the same target must be in separate launches, in scene order
+// (the CPU's order of the additions, and no two threads add to one slot).
+extern "C" __global__ void poisson_input(u64 seed, const PoissonSource* __restrict__ inputs,
+                                         const u64* __restrict__ clock) {
+    const PoissonSource p = inputs[blockIdx.y];
+    const u64 step = *clock;
+    if (step < p.start || step >= p.stop) return;
+    const u32 slot = (u32)((step + p.delay) % p.slots);
+    for (u32 i = global_thread(); i < p.n; i += gridDim.x * blockDim.x) {
+        const u32 neuron = p.neurons ? p.neurons[i] : i;
+        u32 k;
+        if (p.n_thresholds > 0) {
+            k = poisson_count_grouped(seed, PURPOSE_POISSON, p.element, neuron, step, p.thresholds, p.n_thresholds);
+        } else {
+            Stream s = stream_new(seed, PURPOSE_POISSON, p.element, neuron, step);
+            k = poisson_ptrs(&s, p.lambda);
+        }
+        p.ring[ring_index(neuron, channel_of(p.weight), slot, p.slots)] += (float)k * p.weight;
     }
-    const u32 slot = (u32)((step + delay) % slots);
-    ring[ring_index(neuron, channel_of(weight), slot, slots)] += (float)k * weight;
 }
 
 // dc_generator on the device: adds `amplitude` to the external current of the selected
-// neurons while the input is active (the host clears the currents at the start of each
-// step, as dc_inputs does, and launches the active inputs in scene order).
+// neurons (null: neurons 0..n) while the input is active, steps [start, stop). The host
+// clears the currents at the start of each step, as dc_inputs does, and launches the
+// inputs in scene order.
 extern "C" __global__ void dc_input(float amplitude, float* __restrict__ current, const u32* __restrict__ neurons,
-                                    u32 n) {
-    const u32 i = global_thread();
-    if (i >= n) return;
-    current[neurons ? neurons[i] : i] += amplitude;
+                                    u32 n, u64 start, u64 stop, const u64* __restrict__ clock) {
+    const u64 step = *clock;
+    if (step < start || step >= stop) return;
+    for (u32 i = global_thread(); i < n; i += gridDim.x * blockDim.x) current[neurons ? neurons[i] : i] += amplitude;
 }

@@ -1,0 +1,135 @@
+//! The tables the CUDA kernels read their populations, inputs and projections from, field
+//! for field as the structs of the kernel sources declare them (`NeuronPopulation` in
+//! engine/src/backend/prelude.cu, `PoissonSource` in inputs/poisson.cu,
+//! `DeliveryProjection` in delivery.cu). Pointers are device addresses; two 32-bit fields
+//! share a word, the first in its low half (the devices are little-endian). Each struct's
+//! size is asserted in its source, and the host-compiled kernels read these words in the
+//! tests of `cuda.rs`.
+
+/// Two 32-bit fields in one word, `lo` first in memory.
+fn pack(lo: u32, hi: u32) -> u64 {
+    u64::from(lo) | (u64::from(hi) << 32)
+}
+
+/// One population of a neuron-update launch (`NeuronPopulation`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NeuronPopulation {
+    pub c: u64,
+    pub real: u64,
+    pub integer: u64,
+    pub ring: u64,
+    pub current: u64,
+    pub words: u64,
+    pub n: u32,
+    pub slots: u32,
+}
+
+impl NeuronPopulation {
+    pub(crate) fn words(&self) -> [u64; 7] {
+        [
+            self.c,
+            self.real,
+            self.integer,
+            self.ring,
+            self.current,
+            self.words,
+            pack(self.n, self.slots),
+        ]
+    }
+}
+
+/// One Poisson input of a launch (`PoissonSource`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoissonSource {
+    pub thresholds: u64,
+    pub ring: u64,
+    pub neurons: u64,
+    pub lambda: f64,
+    pub start: u64,
+    pub stop: u64,
+    pub n_thresholds: u32,
+    pub element: u32,
+    pub delay: u32,
+    pub slots: u32,
+    pub n: u32,
+    pub weight: f32,
+}
+
+impl PoissonSource {
+    pub(crate) fn words(&self) -> [u64; 9] {
+        [
+            self.thresholds,
+            self.ring,
+            self.neurons,
+            self.lambda.to_bits(),
+            self.start,
+            self.stop,
+            pack(self.n_thresholds, self.element),
+            pack(self.delay, self.slots),
+            pack(self.n, self.weight.to_bits()),
+        ]
+    }
+}
+
+/// One projection of the delivery launch (`DeliveryProjection`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DeliveryProjection {
+    pub row_base: u64,
+    pub row_ptr: u64,
+    pub syn_base: u64,
+    pub target: u64,
+    pub weight: u64,
+    pub delay: u64,
+    pub ring: u64,
+    pub n_blocks: u32,
+    pub source: u32,
+    pub source_word: u32,
+    pub slots: u32,
+}
+
+impl DeliveryProjection {
+    pub(crate) fn words(&self) -> [u64; 9] {
+        [
+            self.row_base,
+            self.row_ptr,
+            self.syn_base,
+            self.target,
+            self.weight,
+            self.delay,
+            self.ring,
+            pack(self.n_blocks, self.source),
+            pack(self.source_word, self.slots),
+        ]
+    }
+}
+
+/// The CSR of a projection's blocks laid end to end, as `DeliveryProjection` points into
+/// it: per block the offset of its row offsets and of its synapses, then the row offsets,
+/// targets, weights and delays of every block.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FlatCsr {
+    pub row_base: Vec<u64>,
+    pub syn_base: Vec<u64>,
+    pub row_ptr: Vec<u32>,
+    pub target: Vec<u16>,
+    pub weight: Vec<f32>,
+    pub delay: Vec<u16>,
+}
+
+impl FlatCsr {
+    /// The blocks of `c`, whichever layout the host keeps.
+    pub(crate) fn of(c: &myelin_components::Connectivity) -> Self {
+        let mut f = Self::default();
+        for b in c.blocks() {
+            f.row_base.push(f.row_ptr.len() as u64);
+            f.syn_base.push(f.target.len() as u64);
+            f.row_ptr.extend_from_slice(&b.row_ptr());
+            for s in b.iter() {
+                f.target.push(s.target);
+                f.weight.push(s.weight);
+                f.delay.push(s.delay);
+            }
+        }
+        f
+    }
+}
