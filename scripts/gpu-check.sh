@@ -32,6 +32,10 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"{s['backend']:5s} construction {s['construction_s']:.2f} s, simulation {s['simulation_s']:.2f} s, "
       f"real-time factor {s['real_time_factor']:.3f}, phases {s['phases_s']}")
+if 'device' in s:
+    d = s['device']
+    print(f"      device {d['name']} (CUDA graph: {d['graph']}), {d['sampled_steps']} timed steps, "
+          f"µs per step: {d['phases_us_per_step']}")
 PY
   done
 done
