@@ -81,7 +81,9 @@ pub fn sources() -> Vec<KernelSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cuda_tables::{DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
+    use crate::cuda_tables::{
+        DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource, bitmap_words,
+    };
     use crate::neurons::testing::OneNeuron;
     use myelin_components::{Connectivity, Synapse, SynapseBlock};
     use myelin_engine::rng::{self, Purpose, Stream};
@@ -362,10 +364,7 @@ mod tests {
             (vec![64, 64], 0.0),
         ] {
             let mut s = Stream::new(9, Purpose::Init, sizes.len() as u32, 0, 0);
-            let mut pop_word = vec![0u32];
-            for &n in &sizes {
-                pop_word.push(pop_word.last().unwrap() + n.div_ceil(32));
-            }
+            let pop_word = bitmap_words(&sizes);
             let mut words = vec![0u32; *pop_word.last().unwrap() as usize];
             let (mut first, mut list) = (vec![0u32], Vec::new());
             for (p, &n) in sizes.iter().enumerate() {
@@ -408,7 +407,7 @@ mod tests {
         let (n_target, slots, step) = (2500usize, 6usize, 17u64);
         let n_blocks = n_target.div_ceil(BLOCK);
         let sources = [50u32, 40];
-        let pop_word = [0u32, 2, 4, 4 + (n_target as u32).div_ceil(32)];
+        let pop_word = bitmap_words(&[sources[0], sources[1], n_target as u32]);
         let mut s = Stream::new(3, Purpose::Init, 0, 0, 0);
         let mut projections = Vec::new();
         for (k, &n_source) in sources.iter().enumerate() {

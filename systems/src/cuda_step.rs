@@ -41,7 +41,7 @@ use myelin_engine::{
     SimStep, SimSystems, cuda,
 };
 
-use crate::cuda_tables::{DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
+use crate::cuda_tables::{self, DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
 use crate::neurons::DeviceModels;
 
 /// Threads per block of the per-neuron kernels.
@@ -77,9 +77,9 @@ struct Pop {
     entity: Entity,
     /// Its first word in the spike bitmap.
     word: u32,
-    _consts: CudaSlice<f32>,
-    _real: CudaSlice<f32>,
-    _int: CudaSlice<u32>,
+    consts: CudaSlice<f32>,
+    real: CudaSlice<f32>,
+    int: CudaSlice<u32>,
     ring: CudaSlice<f32>,
     slots: u32,
     current: CudaSlice<f32>,
@@ -249,10 +249,18 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     // Populations, in stable order; each owns whole words of one spike bitmap.
     let mut models = DeviceModels::populations(world);
     models.sort_by_key(|(e, ..)| world.get::<StableId>(*e).map_or(u32::MAX, |s| s.0));
+    let sizes: Vec<u32> = models
+        .iter()
+        .map(|(e, ..)| world.get::<SynapticInput>(*e).map_or(0, |i| i.len() as u32))
+        .collect();
+    let word_starts = cuda_tables::bitmap_words(&sizes);
     let mut pops = Vec::new();
-    let mut sizes = Vec::new();
-    let mut word_starts = vec![0u32];
-    for (entity, _, _, consts) in &models {
+    for ((entity, name, kernel, consts), &word) in models.iter().zip(&word_starts) {
+        if kernel.is_none() {
+            return Err(BackendError::Unsupported(format!(
+                "neuron model {name} has no CUDA kernel"
+            )));
+        }
         let e = world.entity(*entity);
         let (state, input, current) = (
             e.get::<NeuronState>().expect("a population has state"),
@@ -260,10 +268,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             e.get::<ExternalCurrent>()
                 .expect("a population has a current"),
         );
-        let n = input.len() as u32;
-        let word = *word_starts.last().unwrap();
-        word_starts.push(word + n.div_ceil(32));
-        sizes.push(n);
         let int = if state.int.is_empty() {
             vec![0u32]
         } else {
@@ -272,9 +276,9 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         pops.push(Pop {
             entity: *entity,
             word,
-            _consts: up.copy(consts, "neuron constants")?,
-            _real: up.copy(&state.real.concat(), "neuron state")?,
-            _int: up.copy(&int, "neuron state")?,
+            consts: up.copy(consts, "neuron constants")?,
+            real: up.copy(&state.real.concat(), "neuron state")?,
+            int: up.copy(&int, "neuron state")?,
             ring: up.copy(&input.folded(), "ring buffers")?,
             slots: input.slots() as u32,
             current: up.copy(&current.values, "external currents")?,
@@ -298,40 +302,30 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         .map_err(driver("setting the step counter"))?;
 
     // One update launch per model, over its populations.
-    let mut updates: Vec<(&'static str, Vec<u64>, u32, u32)> = Vec::new();
-    for (p, (_, name, kernel, _)) in models.iter().enumerate() {
-        let pop = &pops[p];
+    let mut updates: Vec<(KernelSource, Vec<u64>, u32, u32)> = Vec::new();
+    for ((pop, (_, _, kernel, _)), &n) in pops.iter().zip(&models).zip(&sizes) {
+        let source = kernel.expect("checked above");
         let row = NeuronPopulation {
-            c: addr(&pop._consts, &stream),
-            real: addr(&pop._real, &stream),
-            integer: addr(&pop._int, &stream),
+            c: addr(&pop.consts, &stream),
+            real: addr(&pop.real, &stream),
+            integer: addr(&pop.int, &stream),
             ring: addr(&pop.ring, &stream),
             current: addr(&pop.current, &stream),
             words: addr(&bitmap, &stream) + 4 * u64::from(pop.word),
-            n: sizes[p],
+            n,
             slots: pop.slots,
         };
-        if kernel.is_none() {
-            return Err(BackendError::Unsupported(format!(
-                "neuron model {name} has no CUDA kernel"
-            )));
-        }
-        match updates.iter_mut().find(|u| u.0 == *name) {
+        match updates.iter_mut().find(|u| u.0 == source) {
             Some(u) => {
                 u.1.extend(row.words());
                 u.2 += 1;
-                u.3 = u.3.max(sizes[p]);
+                u.3 = u.3.max(n);
             }
-            None => updates.push((name, row.words().to_vec(), 1, sizes[p])),
+            None => updates.push((source, row.words().to_vec(), 1, n)),
         }
     }
     let mut update_launches = Vec::new();
-    for (name, table, rows, widest) in updates {
-        let source = models
-            .iter()
-            .find(|m| m.1 == name)
-            .and_then(|m| m.2)
-            .expect("checked above");
+    for (source, table, rows, widest) in updates {
         let m = module(&ctx, &source)?;
         update_launches.push(TableLaunch {
             function: function(&m, source.entries[0])?,
@@ -400,15 +394,13 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     // Poisson inputs in scene order, in layers: the k-th input onto a population goes to
     // layer k, so one launch never adds twice to a neuron and each population gets its
     // inputs in the CPU's order.
-    let mut inputs: Vec<(u32, PoissonInput)> = world
-        .query::<(&PoissonInput, &StableId)>()
-        .iter(world)
-        .map(|(p, id)| (id.0, p.clone()))
-        .collect();
-    inputs.sort_by_key(|(id, _)| *id);
+    let mut q = world.query::<(&PoissonInput, &StableId)>();
+    let mut inputs: Vec<(&StableId, &PoissonInput)> =
+        q.iter(world).map(|(p, id)| (id, p)).collect();
+    inputs.sort_by_key(|(id, _)| id.0);
     let mut layers: Vec<(Vec<u64>, u32, u32)> = Vec::new();
     let mut per_pop = vec![0usize; pops.len()];
-    for (id, p) in &inputs {
+    for &(id, p) in &inputs {
         let Some(pop) = index(p.target) else { continue };
         if p.lambda <= 0.0 {
             continue;
@@ -438,7 +430,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             start: p.start,
             stop: p.stop,
             n_thresholds: p.thresholds.len() as u32,
-            element: *id,
+            element: id.0,
             delay: u32::from(p.delay),
             slots: pops[pop].slots,
             n,
@@ -465,8 +457,8 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     }
     let mut dcs = Vec::new();
     let mut q = world.query::<(&DcInput, &StableId)>();
-    let mut found: Vec<(u32, DcInput)> = q.iter(world).map(|(d, id)| (id.0, d.clone())).collect();
-    found.sort_by_key(|(id, _)| *id);
+    let mut found: Vec<(&StableId, &DcInput)> = q.iter(world).map(|(d, id)| (id, d)).collect();
+    found.sort_by_key(|(id, _)| id.0);
     for (_, d) in found {
         let Some(pop) = index(d.target) else { continue };
         let (neurons, n) = match &d.neurons {
@@ -665,7 +657,8 @@ impl DeviceNet {
             if let Some(mut sp) = world.get_mut::<Spikes>(pop.entity) {
                 let bit0 = pop.word * 32;
                 sp.total += (b - a) as u64;
-                sp.current = list[a..b].iter().map(|&x| x - bit0).collect();
+                sp.current.clear();
+                sp.current.extend(list[a..b].iter().map(|&x| x - bit0));
             }
         }
         if timed {

@@ -11,6 +11,18 @@ fn pack(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
+/// Where each population's words start in the spike bitmap, whole words per population,
+/// and the bitmap's length last (`pop_word` of `compact_spikes`): `n + 1` entries for the
+/// sizes of `n` populations.
+pub(crate) fn bitmap_words(sizes: &[u32]) -> Vec<u32> {
+    let mut starts = Vec::with_capacity(sizes.len() + 1);
+    starts.push(0);
+    for &n in sizes {
+        starts.push(starts.last().unwrap() + n.div_ceil(32));
+    }
+    starts
+}
+
 /// One population of a neuron-update launch (`NeuronPopulation`).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct NeuronPopulation {
