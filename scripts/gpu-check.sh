@@ -6,7 +6,8 @@
 # simulation time, real-time factor) is in OUT/SCENE-BACKEND/summary.json.
 #   usage: scripts/gpu-check.sh [OUT]   (default target/gpu-check)
 #   DURATION=ms (default 1000); NVRTC_LIB=folder of libnvrtc (else the CUDA toolkit's
-#   /usr/local/cuda/lib64 if present, else scripts/install-nvrtc.sh, which needs PyPI).
+#   /usr/local/cuda/lib64 if present, else scripts/install-nvrtc.sh, which needs PyPI);
+#   MYELIN_BIN=path runs that binary (built with `--features cuda`) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/gpu-check}"
@@ -15,8 +16,12 @@ if [ -z "${NVRTC_LIB:-}" ]; then
   if [ -d /usr/local/cuda/lib64 ]; then NVRTC_LIB=/usr/local/cuda/lib64; else NVRTC_LIB="$(scripts/install-nvrtc.sh)"; fi
 fi
 export LD_LIBRARY_PATH="$NVRTC_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-cargo build --release --features cuda
-bin=target/release/myelin
+if [ -n "${MYELIN_BIN:-}" ]; then
+  bin="$MYELIN_BIN"
+else
+  cargo build --release --features cuda
+  bin=target/release/myelin
+fi
 mkdir -p "$out"
 for scene in brunel microcircuit; do
   for backend in cpu cuda; do

@@ -266,6 +266,9 @@ pub struct DeviceSummary {
     pub sampled_steps: u64,
     /// Mean device time per timed step of each phase [µs], in step order.
     pub phases_us_per_step: Vec<(String, f64)>,
+    /// Mean device time of a whole step launched as its CUDA graph [µs] (absent without
+    /// a graph).
+    pub graph_step_us: Option<f64>,
 }
 
 impl RunSummary {
@@ -327,11 +330,14 @@ impl RunSummary {
                 .collect();
             let _ = writeln!(
                 s,
-                "device         {}{}: per step {} (mean of {} timed steps)",
+                "device         {}{}: per step {} (mean of {} timed steps){}",
                 d.name,
                 if d.graph { ", CUDA graph" } else { "" },
                 phases.join(", "),
-                d.sampled_steps
+                d.sampled_steps,
+                d.graph_step_us
+                    .map(|g| format!("; a step as the graph {g:.1} µs"))
+                    .unwrap_or_default()
             );
         }
         let _ = writeln!(s, "output         {}", self.out_dir);

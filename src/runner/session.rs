@@ -403,6 +403,7 @@ impl Session {
                         .iter()
                         .map(|&(n, t)| (n.to_string(), t * 1e6))
                         .collect(),
+                    graph_step_us: d.graph_step_s.map(|t| t * 1e6),
                 });
         let summary = RunSummary {
             scene: run.scene_name.clone(),

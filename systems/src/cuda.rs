@@ -1,7 +1,9 @@
 //! The CUDA kernel sources of every model family, each beside its CPU kernel, compiled at
 //! run time with NVRTC through the engine's backend seam ([`myelin_engine::cuda`]).
 
-use myelin_engine::{BackendError, KernelSource, NetworkSpec, NeuronModel, Simulation};
+use myelin_engine::{
+    BackendError, KernelSource, NetworkSpec, NeuronModel, RecorderSpec, Simulation,
+};
 
 use crate::neurons::{IafPscAlpha, IafPscDelta, IafPscExp};
 
@@ -24,9 +26,13 @@ pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
             i.model, i.target
         ));
     }
-    if let Some(r) = spec.first_non_spike_recorder() {
+    if let Some(r) = spec
+        .recorders
+        .iter()
+        .find(|r| matches!(r, RecorderSpec::Weights { .. }))
+    {
         return Some(format!(
-            "recorder {} records state or weights (the device returns spikes only)",
+            "recorder {} records weights (the device returns spikes and state only)",
             r.label()
         ));
     }
@@ -190,6 +196,7 @@ mod tests {
                 slots: 2,
                 n,
                 weight: 1.0,
+                first_block: 0,
             };
             let counts = |row: PoissonSource| -> Vec<u32> {
                 run_harness(&args, &words_text(&row.words()))
@@ -270,6 +277,7 @@ mod tests {
             words: 6,
             n: 1,
             slots: 2,
+            first_block: 0,
         };
         let mut input = words_text(&pop.words());
         input += &format!("{nreal} {nint} {}\n", c.len());

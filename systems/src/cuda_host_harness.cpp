@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
         src.thresholds = reloc(src.thresholds, arena);
         src.ring = reloc(src.ring, arena);
         src.neurons = reloc(src.neurons, arena);
-        launch((n + 255) / 256, 1, 256, poisson_input, seed, (const PoissonSource*)&src, (const u64*)&clock);
+        launch((n + 255) / 256, 1, 256, poisson_input, seed, (const PoissonSource*)&src, 1u, (const u64*)&clock);
         const u32 slot = (u32)((clock + src.delay) % src.slots);
         for (u32 i = 0; i < n; ++i) printf("%u\n", (u32)ring[ring_index(i, 0, slot, src.slots)]);
         return 0;
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
             ring[ring_index(0, 0, s % pop.slots, pop.slots)] = ex;
             ring[ring_index(0, 1, s % pop.slots, pop.slots)] = in;
             const u64 clock = (u64)s;
-            launch(1, 1, 32, kernel, (const NeuronPopulation*)&pop, &clock);
+            launch(1, 1, 32, kernel, (const NeuronPopulation*)&pop, 1u, &clock);
             for (auto v : real) printf("%a ", v);
             for (u32 k = 0; k < nint; ++k) printf("%u ", integer[k]);
             printf("%u\n", words[0] & 1u);

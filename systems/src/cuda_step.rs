@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use cudarc::driver::sys::{CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::sys::{
+    CUdevice_attribute, CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode,
+};
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr,
     DeviceRepr, DriverError, LaunchArgs, LaunchConfig, PinnedHostSlice, PushKernelArg,
@@ -34,7 +36,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use myelin_components::{
     Connectivity, DcInput, ExternalCurrent, NeuronState, PlasticityState, PoissonInput, Projection,
-    Spikes, StableId, SynapticInput,
+    Spikes, StableId, StateRecorder, SynapticInput,
 };
 use myelin_engine::{
     ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, RunSeed, SimClock,
@@ -48,9 +50,12 @@ use crate::neurons::DeviceModels;
 const THREADS: u32 = 256;
 /// Threads of `compact_spikes`' one block (`COMPACT_THREADS` in recording.cu).
 const COMPACT_THREADS: u32 = 1024;
-/// Thread blocks of `deliver_static` per projection (eight warps each; the warps stride
-/// over the step's rows).
+/// The most thread blocks of `deliver_static` per projection (eight warps each; the warps
+/// stride over the step's rows). Fewer where the projections are many: the launch is kept
+/// to about [`DELIVERY_BLOCKS_PER_SM`] blocks per multiprocessor, so that it runs in one
+/// wave.
 const DELIVERY_BLOCKS: u32 = 16;
+const DELIVERY_BLOCKS_PER_SM: u32 = 4;
 /// Spikes copied back with the per-population offsets in the step's one transfer.
 const SPIKE_CHUNK: usize = 4096;
 /// Every this many steps, one step runs launch by launch and is timed phase by phase.
@@ -84,15 +89,26 @@ struct Pop {
     slots: u32,
     current: CudaSlice<f32>,
     driven: bool,
+    /// Neurons.
+    n: u32,
 }
 
-/// One launch of a kernel over a table of populations or inputs (`blockIdx.y`).
+/// A state recorder's column, copied back at the end of each step it samples.
+struct Sampled {
+    pop: usize,
+    real: bool,
+    column: usize,
+    interval: u64,
+}
+
+/// One launch of a kernel over a table of populations or inputs, their thread blocks one
+/// after another (`row_of_block` in the prelude).
 struct TableLaunch {
     function: CudaFunction,
     table: CudaSlice<u64>,
     rows: u32,
-    /// The largest population or input of the table [threads].
-    widest: u32,
+    /// Thread blocks of the launch, all rows together.
+    blocks: u32,
 }
 
 struct Dc {
@@ -118,6 +134,9 @@ struct PhaseEvents {
     marks: [CudaEvent; 5],
     sums_ms: [f64; 4],
     sampled: u64,
+    /// Device time of whole steps launched as the graph, and how many were timed.
+    graph_ms: f64,
+    graph_sampled: u64,
 }
 
 /// The network on the device, and the kernels that step it.
@@ -139,6 +158,10 @@ pub struct DeviceNet {
     advance_fn: CudaFunction,
     deliver_fn: CudaFunction,
     projections: Option<(CudaSlice<u64>, u32)>,
+    /// The state recorders' columns.
+    sampled: Vec<Sampled>,
+    /// Blocks of `deliver_static` per projection.
+    deliver_blocks: u32,
     _kept: Kept,
     seed: u64,
     /// The head of `spikes` copied back each step.
@@ -154,10 +177,10 @@ fn driver(op: &str) -> impl FnOnce(DriverError) -> BackendError + '_ {
     }
 }
 
-/// `rows` rows of up to `widest` threads each: x strides over the threads, y is the row.
-fn table_grid(widest: u32, rows: u32) -> LaunchConfig {
+/// `blocks` blocks of [`THREADS`] threads in one dimension.
+fn flat_grid(blocks: u32) -> LaunchConfig {
     LaunchConfig {
-        grid_dim: (widest.div_ceil(THREADS).clamp(1, 1 << 16), rows, 1),
+        grid_dim: (blocks.max(1), 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
@@ -283,6 +306,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             slots: input.slots() as u32,
             current: up.copy(&current.values, "external currents")?,
             driven: current.driven,
+            n: sizes[pops.len()],
         });
     }
     let n_words = *word_starts.last().unwrap();
@@ -301,11 +325,14 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         .memcpy_htod(&[world.resource::<SimClock>().step], &mut clock)
         .map_err(driver("setting the step counter"))?;
 
-    // One update launch per model, over its populations.
+    // One update launch per model, over its populations: each gets ceil(n / THREADS)
+    // blocks after the previous one's.
     let mut updates: Vec<(KernelSource, Vec<u64>, u32, u32)> = Vec::new();
     for ((pop, (_, _, kernel, _)), &n) in pops.iter().zip(&models).zip(&sizes) {
         let source = kernel.expect("checked above");
+        let at = updates.iter().position(|u| u.0 == source);
         let row = NeuronPopulation {
+            first_block: at.map_or(0, |k| updates[k].3),
             c: addr(&pop.consts, &stream),
             real: addr(&pop.real, &stream),
             integer: addr(&pop.int, &stream),
@@ -315,27 +342,41 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             n,
             slots: pop.slots,
         };
-        match updates.iter_mut().find(|u| u.0 == source) {
-            Some(u) => {
+        let blocks = n.div_ceil(THREADS);
+        match at {
+            Some(k) => {
+                let u = &mut updates[k];
                 u.1.extend(row.words());
                 u.2 += 1;
-                u.3 = u.3.max(n);
+                u.3 += blocks;
             }
-            None => updates.push((source, row.words().to_vec(), 1, n)),
+            None => updates.push((source, row.words().to_vec(), 1, blocks)),
         }
     }
     let mut update_launches = Vec::new();
-    for (source, table, rows, widest) in updates {
+    for (source, table, rows, blocks) in updates {
         let m = module(&ctx, &source)?;
         update_launches.push(TableLaunch {
             function: function(&m, source.entries[0])?,
             table: up.copy(&table, "the population table")?,
             rows,
-            widest,
+            blocks,
         });
         modules.push(m);
     }
     let index = |e: Entity| pops.iter().position(|p| p.entity == e);
+    let mut q = world.query::<&StateRecorder>();
+    let sampled: Vec<Sampled> = q
+        .iter(world)
+        .filter_map(|r| {
+            Some(Sampled {
+                pop: index(r.population)?,
+                real: r.real,
+                column: r.column,
+                interval: r.interval.max(1),
+            })
+        })
+        .collect();
 
     // Static projections, one table for the one delivery launch.
     let mut q = world.query::<(&Projection, &Connectivity, Option<&PlasticityState>)>();
@@ -385,6 +426,11 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         kept.u16s.extend([tgt, delay]);
         kept.f32s.push(weight);
     }
+    let sms = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(driver("reading the number of multiprocessors"))?;
+    let deliver_blocks =
+        (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32 / n_proj.max(1)).clamp(1, DELIVERY_BLOCKS);
     let projections = if n_proj > 0 {
         Some((up.copy(&proj_table, "the projection table")?, n_proj))
     } else {
@@ -422,7 +468,14 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             }
             None => (0, sizes[pop]),
         };
+        let k = per_pop[pop];
+        per_pop[pop] += 1;
+        if layers.len() == k {
+            layers.push((Vec::new(), 0, 0));
+        }
+        let layer = &mut layers[k];
         let row = PoissonSource {
+            first_block: layer.2,
             thresholds: addr(&thresholds, &stream),
             ring: addr(&pops[pop].ring, &stream),
             neurons,
@@ -437,22 +490,17 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             weight: p.weight,
         };
         kept.u32s.push(thresholds);
-        let k = per_pop[pop];
-        per_pop[pop] += 1;
-        if layers.len() == k {
-            layers.push((Vec::new(), 0, 0));
-        }
-        layers[k].0.extend(row.words());
-        layers[k].1 += 1;
-        layers[k].2 = layers[k].2.max(n);
+        layer.0.extend(row.words());
+        layer.1 += 1;
+        layer.2 += n.div_ceil(THREADS);
     }
     let mut poisson = Vec::new();
-    for (table, rows, widest) in layers {
+    for (table, rows, blocks) in layers {
         poisson.push(TableLaunch {
             function: poisson_fn.clone(),
             table: up.copy(&table, "the Poisson table")?,
             rows,
-            widest,
+            blocks,
         });
     }
     let mut dcs = Vec::new();
@@ -511,6 +559,8 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         advance_fn,
         deliver_fn,
         projections,
+        sampled,
+        deliver_blocks,
         _kept: kept,
         seed,
         landing,
@@ -519,6 +569,8 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             marks,
             sums_ms: [0.0; 4],
             sampled: 0,
+            graph_ms: 0.0,
+            graph_sampled: 0,
         },
     };
     if std::env::var("MYELIN_CUDA_GRAPH").as_deref() != Ok("0") {
@@ -553,18 +605,21 @@ impl DeviceNet {
                 None => a.arg(&null),
             };
             a.arg(&d.n).arg(&d.start).arg(&d.stop).arg(&self.clock);
-            launch(a, table_grid(d.n, 1))?;
+            launch(a, flat_grid(d.n.div_ceil(THREADS)))?;
         }
         for l in &self.poisson {
             let mut a = s.launch_builder(&l.function);
-            a.arg(&self.seed).arg(&l.table).arg(&self.clock);
-            launch(a, table_grid(l.widest, l.rows))?;
+            a.arg(&self.seed)
+                .arg(&l.table)
+                .arg(&l.rows)
+                .arg(&self.clock);
+            launch(a, flat_grid(l.blocks))?;
         }
         mark(1, &self.phases.marks)?;
         for l in &self.updates {
             let mut a = s.launch_builder(&l.function);
-            a.arg(&l.table).arg(&self.clock);
-            launch(a, table_grid(l.widest, l.rows))?;
+            a.arg(&l.table).arg(&l.rows).arg(&self.clock);
+            launch(a, flat_grid(l.blocks))?;
         }
         mark(2, &self.phases.marks)?;
         let n_pops = self.pops.len() as u32;
@@ -588,7 +643,7 @@ impl DeviceNet {
             launch(
                 a,
                 LaunchConfig {
-                    grid_dim: (DELIVERY_BLOCKS, *n_proj, 1),
+                    grid_dim: (self.deliver_blocks, *n_proj, 1),
                     block_dim: (THREADS, 1, 1),
                     shared_mem_bytes: 0,
                 },
@@ -626,6 +681,8 @@ impl DeviceNet {
                 .zip(self.phases.sums_ms)
                 .map(|(&name, ms)| (name, ms / n / 1e3))
                 .collect(),
+            graph_step_s: (self.phases.graph_sampled > 0)
+                .then(|| self.phases.graph_ms / self.phases.graph_sampled as f64 / 1e3),
         }
     }
 
@@ -633,13 +690,27 @@ impl DeviceNet {
     fn step(&mut self, world: &mut World) -> Result<(), DriverError> {
         let step = world.resource::<SimClock>().step;
         let timed = step.is_multiple_of(PHASE_SAMPLE);
+        // Halfway between phase samples, the whole graph is timed.
+        let graph_timed = step % PHASE_SAMPLE == PHASE_SAMPLE / 2 && self.graph.is_some();
+        let m = &self.phases.marks;
         match &self.graph {
-            Some(g) if !timed => g.launch()?,
+            Some(g) if !timed => {
+                if graph_timed {
+                    m[0].record(&self.stream)?;
+                }
+                g.launch()?;
+                if graph_timed {
+                    m[4].record(&self.stream)?;
+                }
+            }
             _ => self.enqueue(timed)?,
         }
         let head = self.landing.len();
         self.stream
             .memcpy_dtoh(&self.spikes.slice(0..head), &mut self.landing)?;
+        // With event tracking off (see `upload`), the page-locked slice records no event of
+        // its own: the stream's synchronisation is what makes the copy visible.
+        self.stream.synchronize()?;
         let got = self.landing.as_slice()?;
         let n_pops = self.pops.len();
         let total = got[n_pops] as usize;
@@ -661,12 +732,40 @@ impl DeviceNet {
                 sp.current.extend(list[a..b].iter().map(|&x| x - bit0));
             }
         }
+        // The columns the state recorders sample at the end of this step come back into the
+        // populations' NeuronState, where the CPU's record_state reads them.
+        let mut copied = false;
+        for r in self.sampled.iter().filter(|r| (step + 1) % r.interval == 0) {
+            let pop = &self.pops[r.pop];
+            let n = pop.n as usize;
+            let column = r.column * n..(r.column + 1) * n;
+            let Some(mut state) = world.get_mut::<NeuronState>(pop.entity) else {
+                continue;
+            };
+            if r.real {
+                let host = &mut state.real[r.column][..];
+                self.stream.memcpy_dtoh(&pop.real.slice(column), host)?;
+            } else {
+                let host = &mut state.int[r.column][..];
+                self.stream.memcpy_dtoh(&pop.int.slice(column), host)?;
+            }
+            copied = true;
+        }
+        if copied {
+            self.stream.synchronize()?;
+        }
         if timed {
             let m = &self.phases.marks;
             for k in 0..PHASES.len() {
                 self.phases.sums_ms[k] += f64::from(m[k].elapsed_ms(&m[k + 1])?);
             }
             self.phases.sampled += 1;
+            world.insert_resource(self.phase_times());
+        }
+        if graph_timed {
+            let m = &self.phases.marks;
+            self.phases.graph_ms += f64::from(m[0].elapsed_ms(&m[4])?);
+            self.phases.graph_sampled += 1;
             world.insert_resource(self.phase_times());
         }
         Ok(())

@@ -15,10 +15,17 @@ fn pack(lo: u32, hi: u32) -> u64 {
 /// and the bitmap's length last (`pop_word` of `compact_spikes`): `n + 1` entries for the
 /// sizes of `n` populations.
 pub(crate) fn bitmap_words(sizes: &[u32]) -> Vec<u32> {
+    first_blocks(sizes, 32)
+}
+
+/// Where each row's thread blocks start in a launch that gives a row of `n` threads
+/// `ceil(n / threads)` blocks, one row after another (`row_of_block` in the prelude), and
+/// the launch's blocks last: `sizes.len() + 1` entries.
+pub(crate) fn first_blocks(sizes: &[u32], threads: u32) -> Vec<u32> {
     let mut starts = Vec::with_capacity(sizes.len() + 1);
     starts.push(0);
     for &n in sizes {
-        starts.push(starts.last().unwrap() + n.div_ceil(32));
+        starts.push(starts.last().unwrap() + n.div_ceil(threads));
     }
     starts
 }
@@ -34,10 +41,11 @@ pub(crate) struct NeuronPopulation {
     pub words: u64,
     pub n: u32,
     pub slots: u32,
+    pub first_block: u32,
 }
 
 impl NeuronPopulation {
-    pub(crate) fn words(&self) -> [u64; 7] {
+    pub(crate) fn words(&self) -> [u64; 8] {
         [
             self.c,
             self.real,
@@ -46,6 +54,7 @@ impl NeuronPopulation {
             self.current,
             self.words,
             pack(self.n, self.slots),
+            pack(self.first_block, 0),
         ]
     }
 }
@@ -65,10 +74,11 @@ pub(crate) struct PoissonSource {
     pub slots: u32,
     pub n: u32,
     pub weight: f32,
+    pub first_block: u32,
 }
 
 impl PoissonSource {
-    pub(crate) fn words(&self) -> [u64; 9] {
+    pub(crate) fn words(&self) -> [u64; 10] {
         [
             self.thresholds,
             self.ring,
@@ -79,6 +89,7 @@ impl PoissonSource {
             pack(self.n_thresholds, self.element),
             pack(self.delay, self.slots),
             pack(self.n, self.weight.to_bits()),
+            pack(self.first_block, 0),
         ]
     }
 }

@@ -35,6 +35,9 @@ extern "C" __global__ void deliver_static(const u32* __restrict__ spikes, u32 n_
     const u32 lane = threadIdx.x & 31u;
     const u64 warps = ((u64)gridDim.x * blockDim.x) >> 5;
     const u64 rows = (u64)count * j.n_blocks;
+    // This step's ring slot; a delay (at most slots - 1, as the rings are sized) moves it on
+    // with one wrap at most.
+    const u32 now = (u32)(step % j.slots);
     for (u64 w = (u64)global_thread() >> 5; w < rows; w += warps) {
         const u32 source = list[w / j.n_blocks] - bit0;
         const u32 b = (u32)(w % j.n_blocks);
@@ -43,7 +46,8 @@ extern "C" __global__ void deliver_static(const u32* __restrict__ spikes, u32 n_
         const u32 end = rp[source + 1];
         for (u32 k = rp[source] + lane; k < end; k += 32u) {
             const float wt = j.weight[base + k];
-            const u32 slot = (u32)((step + j.delay[base + k]) % j.slots);
+            u32 slot = now + j.delay[base + k];
+            if (slot >= j.slots) slot -= j.slots;
             const u32 neuron = b * MYELIN_BLOCK + j.target[base + k];
             atomicAdd(&j.ring[ring_index(neuron, channel_of(wt), slot, j.slots)], wt);
         }

@@ -91,6 +91,9 @@ pub struct DevicePhaseTimes {
     pub sampled_steps: u64,
     /// Mean device time per sampled step of each phase [s], in step order.
     pub per_step_s: Vec<(&'static str, f64)>,
+    /// Mean device time of a whole step launched as its CUDA graph [s], from events around
+    /// the graph on other sampled steps (absent without a graph, or before one was timed).
+    pub graph_step_s: Option<f64>,
 }
 
 /// Run condition: the kernels run on the CPU (no [`ActiveBackend`], or the CPU one).

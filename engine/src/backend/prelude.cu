@@ -62,27 +62,45 @@ struct NeuronPopulation {
     u32* words;            // the population's words of the spike bitmap (record_spike_bit)
     u32 n;                 // neurons
     u32 slots;             // ring slots
+    u32 first_block;       // its first thread block in the launch (row_of_block)
+    u32 unused;
 };
-static_assert(sizeof(NeuronPopulation) == 56, "cuda_step.rs writes a NeuronPopulation as 7 words");
+static_assert(sizeof(NeuronPopulation) == 64, "cuda_tables.rs writes a NeuronPopulation as 8 words");
 
-// The update kernel of a neuron model: `model##_update(pops, clock)` steps every population
-// of the table `pops` (blockIdx.y is the population) at the step `*clock`, a thread per
-// neuron, and records the spikes in the bitmap. The model writes only the neuron:
+// The row of a table that thread block b works for, in a launch that gives each row
+// ceil(n / blockDim.x) blocks one after another: the last row whose first_block is at or
+// before b (rows in ascending first_block from 0; an empty row shares its successor's).
+template <typename Row>
+__device__ __forceinline__ u32 row_of_block(const Row* rows, u32 n_rows, u32 b) {
+    u32 lo = 0, hi = n_rows;
+    while (hi - lo > 1u) {
+        const u32 m = lo + (hi - lo) / 2u;
+        if (rows[m].first_block <= b)
+            lo = m;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
+// The update kernel of a neuron model: `model##_update(pops, n_pops, clock)` steps every
+// population of the table `pops` at the step `*clock`, a thread per neuron, and records the
+// spikes in the bitmap. The populations' blocks lie one after another in one
+// one-dimensional launch (NeuronPopulation::first_block), so no block idles. The model
+// writes only the neuron:
 //
 //   __device__ bool model##_neuron(const float* c, float* real, u32* integer, float* ring,
 //                                  u32 slots, u64 step, const float* current, u32 n, u32 i)
 //
-// which steps neuron i < n and answers whether it spiked. The loop's bound is the same for
-// every thread of a block, so whole warps reach record_spike_bit's ballot.
+// which steps neuron i < n and answers whether it spiked. Every thread of a block reaches
+// record_spike_bit's ballot (blockDim.x is a multiple of 32).
 #define MYELIN_NEURON_KERNEL(model)                                                                      \
-    extern "C" __global__ void model##_update(const NeuronPopulation* __restrict__ pops,                 \
+    extern "C" __global__ void model##_update(const NeuronPopulation* __restrict__ pops, u32 n_pops,     \
                                               const u64* __restrict__ clock) {                           \
-        const NeuronPopulation p = pops[blockIdx.y];                                                     \
+        const NeuronPopulation p = pops[row_of_block(pops, n_pops, blockIdx.x)];                         \
         const u64 step = *clock;                                                                         \
-        for (u32 base = blockIdx.x * blockDim.x; base < p.n; base += gridDim.x * blockDim.x) {           \
-            const u32 i = base + threadIdx.x;                                                            \
-            const bool spiked =                                                                          \
-                i < p.n && model##_neuron(p.c, p.real, p.integer, p.ring, p.slots, step, p.current, p.n, i); \
-            record_spike_bit(p.words, i, p.n, spiked);                                                   \
-        }                                                                                                \
+        const u32 i = (blockIdx.x - p.first_block) * blockDim.x + threadIdx.x;                           \
+        const bool spiked =                                                                              \
+            i < p.n && model##_neuron(p.c, p.real, p.integer, p.ring, p.slots, step, p.current, p.n, i); \
+        record_spike_bit(p.words, i, p.n, spiked);                                                       \
     }

@@ -4,8 +4,8 @@
 // bit for bit for means below rng::POISSON_INVERSION_MAX (the grouped draws, thresholds
 // computed on the host), by the same PTRS arithmetic above.
 //
-// One poisson_generator of a launch. The host (systems/src/cuda_step.rs, `poisson_words`)
-// writes it as nine 64-bit words, field after field.
+// One poisson_generator of a launch. The host (systems/src/cuda_tables.rs) writes it as ten
+// 64-bit words, field after field.
 struct PoissonSource {
     const u32* thresholds;  // rng::poisson_thresholds of the mean (n_thresholds of them; none: PTRS)
     float* ring;            // the target population's SynapticInput
@@ -18,29 +18,32 @@ struct PoissonSource {
     u32 slots;              // the target's ring slots
     u32 n;                  // target neurons
     float weight;
+    u32 first_block;        // its first thread block in the launch (row_of_block)
+    u32 unused;
 };
-static_assert(sizeof(PoissonSource) == 72, "cuda_step.rs writes a PoissonSource as 9 words");
+static_assert(sizeof(PoissonSource) == 80, "cuda_tables.rs writes a PoissonSource as 10 words");
 
-// Every input of the table `inputs` at step *clock (blockIdx.y is the input), a thread per
-// target neuron. Inputs with the same target must be in separate launches, in scene order
-// (the CPU's order of the additions, and no two threads add to one slot).
-extern "C" __global__ void poisson_input(u64 seed, const PoissonSource* __restrict__ inputs,
+// Every input of the table `inputs` at step *clock, a thread per target neuron; the
+// inputs' blocks lie one after another in one one-dimensional launch. Inputs with the same
+// target must be in separate launches, in scene order (the CPU's order of the additions,
+// and no two threads add to one slot).
+extern "C" __global__ void poisson_input(u64 seed, const PoissonSource* __restrict__ inputs, u32 n_inputs,
                                          const u64* __restrict__ clock) {
-    const PoissonSource p = inputs[blockIdx.y];
+    const PoissonSource p = inputs[row_of_block(inputs, n_inputs, blockIdx.x)];
     const u64 step = *clock;
     if (step < p.start || step >= p.stop) return;
+    const u32 i = (blockIdx.x - p.first_block) * blockDim.x + threadIdx.x;
+    if (i >= p.n) return;
     const u32 slot = (u32)((step + p.delay) % p.slots);
-    for (u32 i = global_thread(); i < p.n; i += gridDim.x * blockDim.x) {
-        const u32 neuron = p.neurons ? p.neurons[i] : i;
-        u32 k;
-        if (p.n_thresholds > 0) {
-            k = poisson_count_grouped(seed, PURPOSE_POISSON, p.element, neuron, step, p.thresholds, p.n_thresholds);
-        } else {
-            Stream s = stream_new(seed, PURPOSE_POISSON, p.element, neuron, step);
-            k = poisson_ptrs(&s, p.lambda);
-        }
-        p.ring[ring_index(neuron, channel_of(p.weight), slot, p.slots)] += (float)k * p.weight;
+    const u32 neuron = p.neurons ? p.neurons[i] : i;
+    u32 k;
+    if (p.n_thresholds > 0) {
+        k = poisson_count_grouped(seed, PURPOSE_POISSON, p.element, neuron, step, p.thresholds, p.n_thresholds);
+    } else {
+        Stream s = stream_new(seed, PURPOSE_POISSON, p.element, neuron, step);
+        k = poisson_ptrs(&s, p.lambda);
     }
+    p.ring[ring_index(neuron, channel_of(p.weight), slot, p.slots)] += (float)k * p.weight;
 }
 
 // dc_generator on the device: adds `amplitude` to the external current of the selected
