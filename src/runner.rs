@@ -269,6 +269,12 @@ pub struct DeviceSummary {
     /// Mean device time of a whole step launched as its CUDA graph [µs] (absent without
     /// a graph).
     pub graph_step_us: Option<f64>,
+    /// Seconds the network took to reach the device (counted in the construction time).
+    pub upload_s: f64,
+    /// Seconds of the upload spent compiling and loading the kernels.
+    pub compile_s: f64,
+    /// MiB the upload copied.
+    pub upload_mib: f64,
 }
 
 impl RunSummary {
@@ -338,6 +344,11 @@ impl RunSummary {
                 d.graph_step_us
                     .map(|g| format!("; a step as the graph {g:.1} µs"))
                     .unwrap_or_default()
+            );
+            let _ = writeln!(
+                s,
+                "upload         {:.3} s of the construction (kernels compiled and loaded in {:.3} s, {:.1} MiB copied)",
+                d.upload_s, d.compile_s, d.upload_mib
             );
         }
         let _ = writeln!(s, "output         {}", self.out_dir);

@@ -41,7 +41,7 @@ pub use registry::{
     InputEntry, ModelRegistry, NeuronEntry, PlasticityEntry, RegistryAppExt, RuleEntry,
 };
 pub use schedule::{PhaseTimers, SimStep, SimSystems, for_each_block};
-pub use sim::Simulation;
+pub use sim::{RunHorizon, Simulation};
 pub use validate::validate;
 
 /// Commonly used items of the engine.

@@ -10,6 +10,13 @@ use crate::network::NetworkSpec;
 use crate::registry::ModelRegistry;
 use crate::schedule::{SimStep, configure};
 
+/// The step up to which the simulation will certainly run: the end of the current
+/// [`Simulation::run_steps`] call, or the later end promised by [`Simulation::plan_until`].
+/// Systems that work ahead of the clock, as the GPU's batches of steps do, never go past
+/// it, so the state there is that of the step reached.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunHorizon(pub u64);
+
 /// A simulation: a bevy [`App`] holding the network as entities, advanced one step at a time
 /// by the [`SimStep`] schedule.
 pub struct Simulation {
@@ -52,16 +59,28 @@ impl Simulation {
 
     /// Advances by one step.
     pub fn step(&mut self) {
-        let w = self.app.world_mut();
-        w.run_schedule(SimStep);
-        w.resource_mut::<SimClock>().step += 1;
+        self.run_steps(1);
     }
 
-    /// Advances by `n` steps.
+    /// Advances by `n` steps. [`RunHorizon`] holds the step this call stops at, or the
+    /// later one promised with [`Self::plan_until`].
     pub fn run_steps(&mut self, n: u64) {
+        let w = self.app.world_mut();
+        let end = w.resource::<SimClock>().step + n;
+        let planned = w.get_resource::<RunHorizon>().map_or(0, |h| h.0);
+        w.insert_resource(RunHorizon(end.max(planned)));
         for _ in 0..n {
-            self.step();
+            w.run_schedule(SimStep);
+            w.resource_mut::<SimClock>().step += 1;
         }
+    }
+
+    /// Promises that the simulation will be run at least to `step` (a session's end), so
+    /// that work-ahead systems (the GPU's batches) may go past the end of each
+    /// [`Self::run_steps`] call up to it. A simulation stopped before `step` may then have
+    /// its device state ahead of its clock.
+    pub fn plan_until(&mut self, step: u64) {
+        self.app.world_mut().insert_resource(RunHorizon(step));
     }
 
     /// The clock.

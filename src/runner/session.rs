@@ -236,6 +236,11 @@ impl Session {
         let dt = self.sim.clock().dt;
         let chunk = self.sim.clock().steps(CHUNK_MS).max(1);
         let bar = progress_bar(progress, end);
+        // Between chunks only the recording is written (no checkpoint reads device state
+        // on the GPU backend), so a device may run ahead to the run's end.
+        if self.policy.is_none() {
+            self.sim.plan_until(end);
+        }
         let t0 = Instant::now();
         loop {
             let step = self.sim.clock().step;
@@ -404,6 +409,9 @@ impl Session {
                         .map(|&(n, t)| (n.to_string(), t * 1e6))
                         .collect(),
                     graph_step_us: d.graph_step_s.map(|t| t * 1e6),
+                    upload_s: d.upload_s,
+                    compile_s: d.compile_s,
+                    upload_mib: d.upload_bytes as f64 / (1024.0 * 1024.0),
                 });
         let summary = RunSummary {
             scene: run.scene_name.clone(),

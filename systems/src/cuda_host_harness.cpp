@@ -14,9 +14,12 @@
 //                        integer state, the constants, then per step "EX IN CURRENT";
 //                        prints per step the real state, the integer state and whether the
 //                        neuron spiked
-//   compact              stdin: NPOPS, pop_word[0..=NPOPS], then the bitmap's words;
-//                        prints compact_spikes' output (offsets, then the list), one per line
-//   deliver              stdin: NPOPS LEN and compact_spikes' output; the ring's length; NPROJ;
+//   compact              stdin: NPOPS, pop_word[0..=NPOPS], then the bitmap's words; runs
+//                        compact_spikes as a later step of a batch (after 7 earlier spikes)
+//                        and prints its offsets (from its own first spike), then its list
+//                        (the step's spikes), one per line
+//   deliver              stdin: NPOPS LEN and the step's offsets then list, as the compact
+//                        command prints them; the ring's length; NPROJ;
 //                        per projection a DeliveryProjection (tags 6k+1..6k+6 for row_base,
 //                        row_ptr, syn_base, target, weight, delay of projection k; the ring
 //                        after them), then those six arrays, each as its length and values
@@ -58,7 +61,10 @@ int main(int argc, char** argv) {
         src.thresholds = reloc(src.thresholds, arena);
         src.ring = reloc(src.ring, arena);
         src.neurons = reloc(src.neurons, arena);
-        launch((n + 255) / 256, 1, 256, poisson_input, seed, (const PoissonSource*)&src, 1u, (const u64*)&clock);
+        // The step as the device forms it, the batch's first step plus the step's place in it.
+        const u64 base = clock - clock % 2;
+        launch((n + 255) / 256, 1, 256, poisson_input, seed, (const PoissonSource*)&src, 1u, (const u64*)&base,
+               (u32)(clock - base));
         const u32 slot = (u32)((clock + src.delay) % src.slots);
         for (u32 i = 0; i < n; ++i) printf("%u\n", (u32)ring[ring_index(i, 0, slot, src.slots)]);
         return 0;
@@ -95,8 +101,8 @@ int main(int argc, char** argv) {
             if (scanf("%a %a %a", &ex, &in, &current[0]) != 3) return 5;
             ring[ring_index(0, 0, s % pop.slots, pop.slots)] = ex;
             ring[ring_index(0, 1, s % pop.slots, pop.slots)] = in;
-            const u64 clock = (u64)s;
-            launch(1, 1, 32, kernel, (const NeuronPopulation*)&pop, 1u, &clock);
+            const u64 clock = (u64)(s - s % 2);
+            launch(1, 1, 32, kernel, (const NeuronPopulation*)&pop, 1u, &clock, (u32)(s % 2));
             for (auto v : real) printf("%a ", v);
             for (u32 k = 0; k < nint; ++k) printf("%u ", integer[k]);
             printf("%u\n", words[0] & 1u);
@@ -112,11 +118,13 @@ int main(int argc, char** argv) {
         std::vector<u32> words(std::max(pop_word[n_pops], 1u));
         for (u32 k = 0; k < pop_word[n_pops]; ++k)
             if (scanf("%x", &words[k]) != 1) return 3;
-        std::vector<u32> out(n_pops + 1 + 32 * words.size());
+        // As a later step of a batch: the list already holds `before` spikes of earlier steps.
+        const u32 before = 7;
+        std::vector<u32> first(n_pops + 1), list(before + 32 * words.size());
         launch_synced(1, COMPACT_THREADS, compact_spikes, (const u32*)words.data(), (const u32*)pop_word.data(),
-                      n_pops, out.data());
-        const u32 total = out[n_pops];
-        for (u32 k = 0; k < n_pops + 1 + total; ++k) printf("%u\n", out[k]);
+                      n_pops, &before, first.data(), list.data());
+        for (u32 p = 0; p <= n_pops; ++p) printf("%u\n", first[p] - before);
+        for (u32 k = before; k < first[n_pops]; ++k) printf("%u\n", list[k]);
         return 0;
     }
     if (cmd == "deliver") {
@@ -171,8 +179,9 @@ int main(int argc, char** argv) {
         }
         u64 clock;
         if (scanf("%llu", &clock) != 1) return 3;
-        launch(2, n_proj, 64, deliver_static, (const u32*)spikes.data(), n_pops, (const DeliveryProjection*)projs.data(),
-               (const u64*)&clock);
+        const u64 base = clock - clock % 2;
+        launch(2, n_proj, 64, deliver_static, (const u32*)spikes.data(), (const u32*)spikes.data() + n_pops + 1,
+               (const DeliveryProjection*)projs.data(), (const u64*)&base, (u32)(clock - base));
         for (auto v : ring) printf("%a\n", v);
         return 0;
     }

@@ -22,12 +22,15 @@
 //! The device's `deliver_static` adds with atomics, so spike trains may drift from the CPU's
 //! by float summation order (the connectivity and the input are the same, see DESIGN.md).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use cudarc::driver::sys::{
-    CUdevice_attribute, CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode,
+    CUdevice_attribute, CUevent_flags, CUevent_record_flags, CUgraphInstantiate_flags,
+    CUstreamCaptureMode, CUstreamCaptureStatus,
 };
 use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr,
@@ -39,9 +42,10 @@ use myelin_components::{
     Spikes, StableId, StateRecorder, SynapticInput,
 };
 use myelin_engine::{
-    ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, RunSeed, SimClock,
-    SimStep, SimSystems, cuda,
+    ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, RunHorizon, RunSeed,
+    SimClock, SimStep, SimSystems, cuda,
 };
+use rayon::prelude::*;
 
 use crate::cuda_tables::{self, DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
 use crate::neurons::DeviceModels;
@@ -56,10 +60,21 @@ const COMPACT_THREADS: u32 = 1024;
 /// wave.
 const DELIVERY_BLOCKS: u32 = 16;
 const DELIVERY_BLOCKS_PER_SM: u32 = 4;
-/// Spikes copied back with the per-population offsets in the step's one transfer.
-const SPIKE_CHUNK: usize = 4096;
-/// Every this many steps, one step runs launch by launch and is timed phase by phase.
-const PHASE_SAMPLE: u64 = 100;
+/// Steps per batch: the device runs a batch of steps as one CUDA graph, and their spike
+/// lists come back in one transfer. Batches start at multiples of it (and stop at the
+/// run's horizon), so the session's chunks of steps are whole batches. One step per batch
+/// where a state recorder samples, whose columns come back after their step.
+/// `MYELIN_CUDA_BATCH` sets another.
+const BATCH: u32 = 50;
+/// The most list entries a half of the record holds (it holds every neuron of every step
+/// of a batch): larger networks run shorter batches.
+const RECORD_ENTRIES: usize = 1 << 25;
+/// Spikes of a batch copied back with its offsets in the batch's one transfer; more take a
+/// second.
+const LIST_CHUNK: usize = 16384;
+/// Without graphs, every this many steps one step is timed phase by phase, launch by
+/// launch (with graphs, each graph times its first step).
+const PHASE_SAMPLE: u64 = 2000;
 /// The phases the events separate, in step order.
 const PHASES: [&str; 4] = ["inputs", "update", "compact", "deliver"];
 /// The virtual architecture the kernels are compiled for (the driver JIT-compiles the PTX
@@ -129,14 +144,34 @@ struct Kept {
     f32s: Vec<CudaSlice<f32>>,
 }
 
-/// CUDA events between the phases of a sampled step, and the sums of their intervals.
+/// CUDA events between the phases of a sampled step and around a batch's graph (one set
+/// per half of the record), and the sums of their intervals.
 struct PhaseEvents {
-    marks: [CudaEvent; 5],
+    marks: [[CudaEvent; 5]; 2],
+    around: [[CudaEvent; 2]; 2],
     sums_ms: [f64; 4],
     sampled: u64,
-    /// Device time of whole steps launched as the graph, and how many were timed.
+    /// Device time of the batches launched as graphs, and their steps.
     graph_ms: f64,
     graph_sampled: u64,
+}
+
+/// A batch of steps launched on the device: its half of the record, its first step, its
+/// steps, the step timed phase by phase (its place in the batch), whether it ran as a graph.
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    half: usize,
+    first: u64,
+    len: u32,
+    timed: Option<u32>,
+    graph: bool,
+}
+
+/// The batch whose steps the host is handing out: its spikes are in its half's landing,
+/// and those past the landing's end in `rest`.
+struct Handed {
+    batch: Batch,
+    rest: Vec<u32>,
 }
 
 /// The network on the device, and the kernels that step it.
@@ -147,8 +182,22 @@ pub struct DeviceNet {
     clock: CudaSlice<u64>,
     bitmap: CudaSlice<u32>,
     pop_word: CudaSlice<u32>,
-    /// `compact_spikes`' output: the offsets per population, then the list.
-    spikes: CudaSlice<u32>,
+    /// Per half: a batch's offsets (`batch` rows of one per population and the end), then
+    /// its steps' spike lists one after another (compact_spikes).
+    records: [CudaSlice<u32>; 2],
+    /// Per half: the head of the record copied back (page-locked).
+    landings: [PinnedHostSlice<u32>; 2],
+    /// Per half: recorded on the stream after the batch's copy back.
+    done: [CudaEvent; 2],
+    /// Per half: a whole batch as a CUDA graph.
+    graphs: [Option<CudaGraph>; 2],
+    /// Steps per batch.
+    batch: u32,
+    /// The half the next batch goes to.
+    next_half: usize,
+    /// Launched and not yet handed out, oldest first (two at most).
+    in_flight: VecDeque<Batch>,
+    current: Option<Handed>,
     pops: Vec<Pop>,
     updates: Vec<TableLaunch>,
     poisson: Vec<TableLaunch>,
@@ -164,10 +213,12 @@ pub struct DeviceNet {
     deliver_blocks: u32,
     _kept: Kept,
     seed: u64,
-    /// The head of `spikes` copied back each step.
-    landing: PinnedHostSlice<u32>,
-    graph: Option<CudaGraph>,
     phases: PhaseEvents,
+    /// Seconds the upload took, of which compiling and loading the kernels, and the bytes
+    /// it copied.
+    upload_s: f64,
+    compile_s: f64,
+    upload_bytes: usize,
 }
 
 fn driver(op: &str) -> impl FnOnce(DriverError) -> BackendError + '_ {
@@ -200,11 +251,29 @@ fn launch(mut args: LaunchArgs<'_>, cfg: LaunchConfig) -> Result<(), DriverError
     unsafe { args.launch(cfg) }.map(|_| ())
 }
 
-/// Loads the kernels of `source` into `ctx`.
-fn module(ctx: &Arc<CudaContext>, source: &KernelSource) -> Result<Arc<CudaModule>, BackendError> {
-    let ptx = cuda::compile(source, ARCH)?;
-    ctx.load_module(Ptx::from_src(ptx))
-        .map_err(driver(&format!("loading the kernels of {}", source.file)))
+/// Records `event` on `stream`; while the stream is captured into a graph, as an event
+/// node of the graph (an external record), so each launch of the graph records it.
+fn mark(event: &CudaEvent, stream: &CudaStream) -> Result<(), DriverError> {
+    let mut status = CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+    #[expect(
+        unsafe_code,
+        reason = "cudarc has no safe call for event nodes in a captured graph"
+    )]
+    // SAFETY: the stream and the event are live handles of the same context (the DeviceNet
+    // owns both), and `status` is a valid place for the driver to write.
+    unsafe {
+        cudarc::driver::sys::cuStreamIsCapturing(stream.cu_stream(), &mut status).result()?;
+        if status == CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_ACTIVE {
+            cudarc::driver::sys::cuEventRecordWithFlags(
+                event.cu_event(),
+                stream.cu_stream(),
+                CUevent_record_flags::CU_EVENT_RECORD_EXTERNAL as u32,
+            )
+            .result()
+        } else {
+            event.record(stream)
+        }
+    }
 }
 
 fn function(m: &Arc<CudaModule>, name: &str) -> Result<CudaFunction, BackendError> {
@@ -235,6 +304,7 @@ fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
 /// Builds the [`DeviceNet`] of the network in `world` (built on the CPU) on device 0 and
 /// keeps it in the world for [`device_step`]. Returns the bytes uploaded.
 pub fn upload(world: &mut World) -> Result<usize, BackendError> {
+    let started = Instant::now();
     let info = cuda::probe()?;
     let ctx = CudaContext::new(0).map_err(driver("opening device 0"))?;
     #[expect(
@@ -253,37 +323,59 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         stream: &stream,
         bytes: 0,
     };
-    let mut modules = Vec::new();
-    let inputs = module(&ctx, &crate::inputs::CUDA_KERNEL)?;
-    let compact = module(&ctx, &crate::recording::CUDA_KERNEL)?;
-    let deliver = module(&ctx, &crate::delivery::CUDA_KERNEL)?;
-    let (poisson_fn, dc_fn) = (
-        function(&inputs, "poisson_input")?,
-        function(&inputs, "dc_input")?,
-    );
-    let (compact_fn, advance_fn) = (
-        function(&compact, "compact_spikes")?,
-        function(&compact, "advance_clock")?,
-    );
-    let deliver_fn = function(&deliver, "deliver_static")?;
-    modules.extend([inputs, compact, deliver]);
-    let mut kept = Kept::default();
 
     // Populations, in stable order; each owns whole words of one spike bitmap.
     let mut models = DeviceModels::populations(world);
     models.sort_by_key(|(e, ..)| world.get::<StableId>(*e).map_or(u32::MAX, |s| s.0));
+
+    // Every kernel source compiled at once (NVRTC runs on several threads), then loaded.
+    let mut sources = vec![
+        crate::inputs::CUDA_KERNEL,
+        crate::recording::CUDA_KERNEL,
+        crate::delivery::CUDA_KERNEL,
+    ];
+    for (_, name, kernel, _) in &models {
+        let Some(k) = kernel else {
+            return Err(BackendError::Unsupported(format!(
+                "neuron model {name} has no CUDA kernel"
+            )));
+        };
+        if !sources.contains(k) {
+            sources.push(*k);
+        }
+    }
+    let ptx = sources
+        .par_iter()
+        .map(|s| cuda::compile(s, ARCH))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut modules = Vec::new();
+    for (source, ptx) in sources.iter().zip(ptx) {
+        modules.push(
+            ctx.load_module(Ptx::from_src(ptx))
+                .map_err(driver(&format!("loading the kernels of {}", source.file)))?,
+        );
+    }
+    let compile_s = started.elapsed().as_secs_f64();
+    let module_of = |k: &KernelSource| &modules[sources.iter().position(|s| s == k).unwrap()];
+    let (inputs, compact, deliver) = (&modules[0], &modules[1], &modules[2]);
+    let (poisson_fn, dc_fn) = (
+        function(inputs, "poisson_input")?,
+        function(inputs, "dc_input")?,
+    );
+    let (compact_fn, advance_fn) = (
+        function(compact, "compact_spikes")?,
+        function(compact, "advance_clock")?,
+    );
+    let deliver_fn = function(deliver, "deliver_static")?;
+    let mut kept = Kept::default();
+
     let sizes: Vec<u32> = models
         .iter()
         .map(|(e, ..)| world.get::<SynapticInput>(*e).map_or(0, |i| i.len() as u32))
         .collect();
     let word_starts = cuda_tables::bitmap_words(&sizes);
     let mut pops = Vec::new();
-    for ((entity, name, kernel, consts), &word) in models.iter().zip(&word_starts) {
-        if kernel.is_none() {
-            return Err(BackendError::Unsupported(format!(
-                "neuron model {name} has no CUDA kernel"
-            )));
-        }
+    for ((entity, _, _, consts), &word) in models.iter().zip(&word_starts) {
         let e = world.entity(*entity);
         let (state, input, current) = (
             e.get::<NeuronState>().expect("a population has state"),
@@ -316,7 +408,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             .map_err(driver(&format!("allocating {what}")))
     };
     let bitmap = alloc(n_words as usize, "the spike bitmap")?;
-    let spikes = alloc(pops.len() + 1 + 32 * n_words as usize, "the spike list")?;
     let pop_word = up.copy(&word_starts, "the spike bitmap's layout")?;
     let mut clock = stream
         .alloc_zeros::<u64>(1)
@@ -355,14 +446,12 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     }
     let mut update_launches = Vec::new();
     for (source, table, rows, blocks) in updates {
-        let m = module(&ctx, &source)?;
         update_launches.push(TableLaunch {
-            function: function(&m, source.entries[0])?,
+            function: function(module_of(&source), source.entries[0])?,
             table: up.copy(&table, "the population table")?,
             rows,
             blocks,
         });
-        modules.push(m);
     }
     let index = |e: Entity| pops.iter().position(|p| p.entity == e);
     let mut q = world.query::<&StateRecorder>();
@@ -379,9 +468,9 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         .collect();
 
     // Static projections, one table for the one delivery launch.
+    // Their CSRs are laid end to end on several threads, then copied one by one.
     let mut q = world.query::<(&Projection, &Connectivity, Option<&PlasticityState>)>();
-    let mut proj_table = Vec::new();
-    let mut n_proj = 0u32;
+    let mut found = Vec::new();
     for (j, c, plastic) in q.iter(world) {
         if plastic.is_some() {
             return Err(BackendError::Unsupported(format!(
@@ -389,13 +478,16 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
                 j.name
             )));
         }
-        let (Some(source), Some(target)) = (index(j.source), index(j.target)) else {
-            continue;
-        };
-        let f = FlatCsr::of(c);
-        if f.target.is_empty() {
-            continue;
+        if let (Some(source), Some(target)) = (index(j.source), index(j.target))
+            && !c.is_empty()
+        {
+            found.push((source, target, c));
         }
+    }
+    let flat: Vec<FlatCsr> = found.par_iter().map(|(.., c)| FlatCsr::of(c)).collect();
+    let mut proj_table = Vec::new();
+    let mut n_proj = 0u32;
+    for ((source, target, c), f) in found.into_iter().zip(flat) {
         let (row_base, row_ptr, syn_base) = (
             up.copy(&f.row_base, "connectivity")?,
             up.copy(&f.row_ptr, "connectivity")?,
@@ -523,20 +615,49 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         });
     }
 
-    let head = (pops.len() + 1 + SPIKE_CHUNK).min(spikes.len());
-    #[expect(
-        unsafe_code,
-        reason = "page-locked host memory for the per-step copy of the spikes"
-    )]
-    // SAFETY: the memory starts unset; it is read only after a copy from the device has
-    // filled all `head` entries of it (DeviceNet::step).
-    let landing = unsafe { ctx.alloc_pinned_with_flags::<u32>(head, 0) }
-        .map_err(driver("allocating page-locked memory for the spikes"))?;
-    let timing = || {
-        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(driver("creating timing events"))
+    // The batch's length, and the record of two batches (one handed out, one running).
+    let neurons: usize = sizes.iter().map(|&n| n as usize).sum::<usize>().max(1);
+    let batch = match std::env::var("MYELIN_CUDA_BATCH") {
+        Ok(v) => v.parse::<u32>().ok().filter(|&b| b > 0).ok_or_else(|| {
+            BackendError::Unsupported(format!(
+                "MYELIN_CUDA_BATCH={v}: not a number of steps (1 or more)"
+            ))
+        })?,
+        Err(_) => BATCH,
     };
-    let marks = [timing()?, timing()?, timing()?, timing()?, timing()?];
+    let batch = if sampled.is_empty() {
+        batch.min((RECORD_ENTRIES / neurons).max(1) as u32)
+    } else {
+        1
+    };
+    let header = batch as usize * (pops.len() + 1);
+    let list = batch as usize * neurons;
+    let records = [
+        alloc(header + list, "the spike record")?,
+        alloc(header + list, "the spike record")?,
+    ];
+    let head = header + list.min(LIST_CHUNK);
+    let pinned = || {
+        #[expect(
+            unsafe_code,
+            reason = "page-locked host memory for the copy of a batch's spikes"
+        )]
+        // SAFETY: the memory starts unset; it is read only after the copy of a batch has
+        // filled all `head` entries of it and the batch's `done` event has passed.
+        unsafe { ctx.alloc_pinned_with_flags::<u32>(head, 0) }
+            .map_err(driver("allocating page-locked memory for the spikes"))
+    };
+    let landings = [pinned()?, pinned()?];
+    let event = || {
+        ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(driver("creating events"))
+    };
+    let marks = [
+        [event()?, event()?, event()?, event()?, event()?],
+        [event()?, event()?, event()?, event()?, event()?],
+    ];
+    let around = [[event()?, event()?], [event()?, event()?]];
+    let done = [event()?, event()?];
     stream
         .synchronize()
         .map_err(driver("finishing the upload"))?;
@@ -549,7 +670,14 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         clock,
         bitmap,
         pop_word,
-        spikes,
+        records,
+        landings,
+        done,
+        graphs: [None, None],
+        batch,
+        next_half: 0,
+        in_flight: VecDeque::new(),
+        current: None,
         pops,
         updates: update_launches,
         poisson,
@@ -563,71 +691,111 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         deliver_blocks,
         _kept: kept,
         seed,
-        landing,
-        graph: None,
         phases: PhaseEvents {
             marks,
+            around,
             sums_ms: [0.0; 4],
             sampled: 0,
             graph_ms: 0.0,
             graph_sampled: 0,
         },
+        upload_s: 0.0,
+        compile_s,
+        upload_bytes: up_bytes,
     };
     if std::env::var("MYELIN_CUDA_GRAPH").as_deref() != Ok("0") {
-        net.graph = Some(net.capture().map_err(driver(
-            "capturing the step as a CUDA graph (MYELIN_CUDA_GRAPH=0 runs without one)",
-        ))?);
+        for half in 0..2 {
+            net.graphs[half] = Some(net.capture(half).map_err(driver(
+                "capturing a batch of steps as a CUDA graph (MYELIN_CUDA_GRAPH=0 runs without one)",
+            ))?);
+        }
     }
+    net.upload_s = started.elapsed().as_secs_f64();
     world.insert_resource(net.phase_times());
     world.insert_non_send(net);
     Ok(up_bytes)
 }
 
 impl DeviceNet {
-    /// Queues one step's launches on the stream; with `timed`, records the phase events
-    /// between them.
-    fn enqueue(&mut self, timed: bool) -> Result<(), DriverError> {
+    /// The device address of entry `i` of half `half`'s record.
+    fn record_at(&self, half: usize, i: usize) -> u64 {
+        addr(&self.records[half], &self.stream) + 4 * i as u64
+    }
+
+    /// Entries of a record before its list: the offsets of every step of a batch.
+    fn header(&self) -> usize {
+        self.batch as usize * (self.pops.len() + 1)
+    }
+
+    /// Queues the launches of step `k` of the batch in half `half` (the step `*clock + k`);
+    /// with `timed`, records the phase events between them (as event nodes while a graph
+    /// is captured).
+    fn enqueue_step(&mut self, half: usize, k: u32, timed: bool) -> Result<(), DriverError> {
         let s = self.stream.clone();
-        let mark = |k: usize, marks: &[CudaEvent; 5]| {
-            if timed { marks[k].record(&s) } else { Ok(()) }
-        };
-        let null = 0u64;
-        mark(0, &self.phases.marks)?;
+        if timed {
+            mark(&self.phases.marks[half][0], &s)?;
+        }
         // Inputs, in scene order per kind (DC currents, then Poisson events), as the CPU.
         for p in self.pops.iter_mut().filter(|p| p.driven) {
             s.memset_zeros(&mut p.current)?;
         }
-        for d in &self.dcs {
-            let mut a = s.launch_builder(&self.dc_fn);
-            a.arg(&d.amplitude).arg(&self.pops[d.pop].current);
+        let this = &*self;
+        let mark = |i: usize| {
+            if timed {
+                mark(&this.phases.marks[half][i], &s)
+            } else {
+                Ok(())
+            }
+        };
+        let null = 0u64;
+        for d in &this.dcs {
+            let mut a = s.launch_builder(&this.dc_fn);
+            a.arg(&d.amplitude).arg(&this.pops[d.pop].current);
             match &d.neurons {
                 Some(v) => a.arg(v),
                 None => a.arg(&null),
             };
-            a.arg(&d.n).arg(&d.start).arg(&d.stop).arg(&self.clock);
+            a.arg(&d.n)
+                .arg(&d.start)
+                .arg(&d.stop)
+                .arg(&this.clock)
+                .arg(&k);
             launch(a, flat_grid(d.n.div_ceil(THREADS)))?;
         }
-        for l in &self.poisson {
+        for l in &this.poisson {
             let mut a = s.launch_builder(&l.function);
-            a.arg(&self.seed)
+            a.arg(&this.seed)
                 .arg(&l.table)
                 .arg(&l.rows)
-                .arg(&self.clock);
+                .arg(&this.clock)
+                .arg(&k);
             launch(a, flat_grid(l.blocks))?;
         }
-        mark(1, &self.phases.marks)?;
-        for l in &self.updates {
+        mark(1)?;
+        for l in &this.updates {
             let mut a = s.launch_builder(&l.function);
-            a.arg(&l.table).arg(&l.rows).arg(&self.clock);
+            a.arg(&l.table).arg(&l.rows).arg(&this.clock).arg(&k);
             launch(a, flat_grid(l.blocks))?;
         }
-        mark(2, &self.phases.marks)?;
-        let n_pops = self.pops.len() as u32;
-        let mut a = s.launch_builder(&self.compact_fn);
-        a.arg(&self.bitmap)
-            .arg(&self.pop_word)
+        mark(2)?;
+        // The step's offsets are row k of the record's header; its spikes follow the
+        // previous step's in the list.
+        let n_pops = this.pops.len() as u32;
+        let row = |k: u32| this.record_at(half, k as usize * (n_pops as usize + 1));
+        let first = row(k);
+        let prev_end = if k == 0 {
+            0
+        } else {
+            row(k - 1) + 4 * u64::from(n_pops)
+        };
+        let list = this.record_at(half, this.header());
+        let mut a = s.launch_builder(&this.compact_fn);
+        a.arg(&this.bitmap)
+            .arg(&this.pop_word)
             .arg(&n_pops)
-            .arg(&self.spikes);
+            .arg(&prev_end)
+            .arg(&first)
+            .arg(&list);
         launch(
             a,
             LaunchConfig {
@@ -636,30 +804,44 @@ impl DeviceNet {
                 shared_mem_bytes: 0,
             },
         )?;
-        mark(3, &self.phases.marks)?;
-        if let Some((table, n_proj)) = &self.projections {
-            let mut a = s.launch_builder(&self.deliver_fn);
-            a.arg(&self.spikes).arg(&n_pops).arg(table).arg(&self.clock);
+        mark(3)?;
+        if let Some((table, n_proj)) = &this.projections {
+            let mut a = s.launch_builder(&this.deliver_fn);
+            a.arg(&first).arg(&list).arg(table).arg(&this.clock).arg(&k);
             launch(
                 a,
                 LaunchConfig {
-                    grid_dim: (self.deliver_blocks, *n_proj, 1),
+                    grid_dim: (this.deliver_blocks, *n_proj, 1),
                     block_dim: (THREADS, 1, 1),
                     shared_mem_bytes: 0,
                 },
             )?;
         }
-        let mut a = s.launch_builder(&self.advance_fn);
-        a.arg(&self.clock);
-        launch(a, LaunchConfig::for_num_elems(1))?;
-        mark(4, &self.phases.marks)
+        mark(4)
     }
 
-    /// The step's launches captured once as a CUDA graph.
-    fn capture(&mut self) -> Result<CudaGraph, DriverError> {
+    /// Queues a batch of `len` steps in half `half` and moves the device's clock past them;
+    /// step `timed` of it (if any) is timed phase by phase.
+    fn enqueue_batch(
+        &mut self,
+        half: usize,
+        len: u32,
+        timed: Option<u32>,
+    ) -> Result<(), DriverError> {
+        for k in 0..len {
+            self.enqueue_step(half, k, timed == Some(k))?;
+        }
+        let mut a = self.stream.launch_builder(&self.advance_fn);
+        a.arg(&self.clock).arg(&len);
+        launch(a, LaunchConfig::for_num_elems(1))
+    }
+
+    /// A whole batch in half `half`, captured once as a CUDA graph.
+    fn capture(&mut self, half: usize) -> Result<CudaGraph, DriverError> {
         let s = self.stream.clone();
         s.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)?;
-        let queued = self.enqueue(false);
+        // The first step's phases are timed inside the graph, on every launch of it.
+        let queued = self.enqueue_batch(half, self.batch, Some(0));
         // Capture ends whether or not a launch failed, so the stream is usable again.
         let graph = s.end_capture(CUgraphInstantiate_flags(0));
         queued?;
@@ -674,7 +856,7 @@ impl DeviceNet {
         let n = self.phases.sampled.max(1) as f64;
         DevicePhaseTimes {
             device: self.device.clone(),
-            graph: self.graph.is_some(),
+            graph: self.graphs[0].is_some(),
             sampled_steps: self.phases.sampled,
             per_step_s: PHASES
                 .iter()
@@ -683,57 +865,102 @@ impl DeviceNet {
                 .collect(),
             graph_step_s: (self.phases.graph_sampled > 0)
                 .then(|| self.phases.graph_ms / self.phases.graph_sampled as f64 / 1e3),
+            upload_s: self.upload_s,
+            compile_s: self.compile_s,
+            upload_bytes: self.upload_bytes as u64,
         }
     }
 
-    /// One step on the device; the spike lists come back into the populations' [`Spikes`].
-    fn step(&mut self, world: &mut World) -> Result<(), DriverError> {
-        let step = world.resource::<SimClock>().step;
-        let timed = step.is_multiple_of(PHASE_SAMPLE);
-        // Halfway between phase samples, the whole graph is timed.
-        let graph_timed = step % PHASE_SAMPLE == PHASE_SAMPLE / 2 && self.graph.is_some();
-        let m = &self.phases.marks;
-        match &self.graph {
-            Some(g) if !timed => {
-                if graph_timed {
-                    m[0].record(&self.stream)?;
-                }
-                g.launch()?;
-                if graph_timed {
-                    m[4].record(&self.stream)?;
-                }
-            }
-            _ => self.enqueue(timed)?,
-        }
-        let head = self.landing.len();
-        self.stream
-            .memcpy_dtoh(&self.spikes.slice(0..head), &mut self.landing)?;
-        // With event tracking off (see `upload`), the page-locked slice records no event of
-        // its own: the stream's synchronisation is what makes the copy visible.
-        self.stream.synchronize()?;
-        let got = self.landing.as_slice()?;
-        let n_pops = self.pops.len();
-        let total = got[n_pops] as usize;
-        let rest;
-        let list: &[u32] = if n_pops + 1 + total <= head {
-            &got[n_pops + 1..n_pops + 1 + total]
+    /// Launches the batch of `len` steps from `first` (the device's clock) into the next
+    /// half, and its copy back.
+    fn launch_batch(&mut self, first: u64, len: u32) -> Result<(), DriverError> {
+        let half = self.next_half;
+        self.next_half ^= 1;
+        let graph = len == self.batch && self.graphs[half].is_some();
+        let timed;
+        if let (true, Some(g)) = (graph, &self.graphs[half]) {
+            // The graph times its first step's phases itself.
+            timed = Some(0);
+            self.phases.around[half][0].record(&self.stream)?;
+            g.launch()?;
+            self.phases.around[half][1].record(&self.stream)?;
         } else {
-            rest = self
-                .stream
-                .clone_dtoh(&self.spikes.slice(n_pops + 1..n_pops + 1 + total))?;
-            &rest
-        };
-        for (p, pop) in self.pops.iter().enumerate() {
-            let (a, b) = (got[p] as usize, got[p + 1] as usize);
-            if let Some(mut sp) = world.get_mut::<Spikes>(pop.entity) {
-                let bit0 = pop.word * 32;
-                sp.total += (b - a) as u64;
-                sp.current.clear();
-                sp.current.extend(list[a..b].iter().map(|&x| x - bit0));
-            }
+            // Without graphs, a step now and then is timed launch by launch (the times then
+            // include the host's launches).
+            timed = (0..len)
+                .find(|&k| (first + u64::from(k)).is_multiple_of(PHASE_SAMPLE))
+                .filter(|_| self.graphs[half].is_none());
+            self.enqueue_batch(half, len, timed)?;
         }
-        // The columns the state recorders sample at the end of this step come back into the
-        // populations' NeuronState, where the CPU's record_state reads them.
+        let head = self.landings[half].len();
+        self.stream
+            .memcpy_dtoh(&self.records[half].slice(0..head), &mut self.landings[half])?;
+        self.done[half].record(&self.stream)?;
+        self.in_flight.push_back(Batch {
+            half,
+            first,
+            len,
+            timed,
+            graph,
+        });
+        Ok(())
+    }
+
+    /// The steps of the batch from `first`: to the next multiple of the batch length, and
+    /// not past the run's horizon.
+    fn batch_len(&self, first: u64, horizon: u64) -> u32 {
+        let to_boundary = u64::from(self.batch) - first % u64::from(self.batch);
+        to_boundary.min(horizon.saturating_sub(first)).max(1) as u32
+    }
+
+    /// Waits for the oldest batch in flight (it starts at `step`), takes its spikes and
+    /// timings, brings back the state its step's recorders sample (batches of one step),
+    /// and launches the next batch if the run goes on past it.
+    fn take_batch(
+        &mut self,
+        world: &mut World,
+        step: u64,
+        horizon: u64,
+    ) -> Result<(), DriverError> {
+        self.current = None;
+        if self.in_flight.is_empty() {
+            self.launch_batch(step, self.batch_len(step, horizon))?;
+        }
+        let b = self.in_flight.pop_front().expect("a batch was launched");
+        assert_eq!(
+            b.first, step,
+            "the device's batches follow the host's steps (a step was run twice or skipped)"
+        );
+        self.done[b.half].synchronize()?;
+        let (n_pops, header) = (self.pops.len(), self.header());
+        let got = self.landings[b.half].as_slice()?;
+        let total = got[(b.len as usize - 1) * (n_pops + 1) + n_pops] as usize;
+        let in_landing = got.len() - header;
+        let rest = if total > in_landing {
+            let r = self.records[b.half].slice(header + in_landing..header + total);
+            self.stream.clone_dtoh(&r)?
+        } else {
+            Vec::new()
+        };
+        if let Some(k) = b.timed {
+            let m = &self.phases.marks[b.half];
+            for p in 0..PHASES.len() {
+                self.phases.sums_ms[p] += f64::from(m[p].elapsed_ms(&m[p + 1])?);
+            }
+            self.phases.sampled += 1;
+            debug_assert!(k < b.len);
+        }
+        if b.graph {
+            let m = &self.phases.around[b.half];
+            self.phases.graph_ms += f64::from(m[0].elapsed_ms(&m[1])?);
+            self.phases.graph_sampled += u64::from(b.len);
+        }
+        if b.timed.is_some() || b.graph {
+            world.insert_resource(self.phase_times());
+        }
+        // The columns the state recorders sample at the end of this step come back into
+        // the populations' NeuronState, where the CPU's record_state reads them (batches are
+        // one step long where there are any, and the next is launched only after).
         let mut copied = false;
         for r in self.sampled.iter().filter(|r| (step + 1) % r.interval == 0) {
             let pop = &self.pops[r.pop];
@@ -754,19 +981,47 @@ impl DeviceNet {
         if copied {
             self.stream.synchronize()?;
         }
-        if timed {
-            let m = &self.phases.marks;
-            for k in 0..PHASES.len() {
-                self.phases.sums_ms[k] += f64::from(m[k].elapsed_ms(&m[k + 1])?);
-            }
-            self.phases.sampled += 1;
-            world.insert_resource(self.phase_times());
+        self.current = Some(Handed { batch: b, rest });
+        let next = b.first + u64::from(b.len);
+        if next < horizon {
+            self.launch_batch(next, self.batch_len(next, horizon))?;
         }
-        if graph_timed {
-            let m = &self.phases.marks;
-            self.phases.graph_ms += f64::from(m[0].elapsed_ms(&m[4])?);
-            self.phases.graph_sampled += 1;
-            world.insert_resource(self.phase_times());
+        Ok(())
+    }
+
+    /// One step on the device: the batch holding it is run (or was run ahead) and its
+    /// spike lists come back into the populations' [`Spikes`].
+    fn step(&mut self, world: &mut World) -> Result<(), DriverError> {
+        let step = world.resource::<SimClock>().step;
+        let horizon = world
+            .get_resource::<RunHorizon>()
+            .map_or(step + 1, |h| h.0)
+            .max(step + 1);
+        let holds = |c: &Handed| step < c.batch.first + u64::from(c.batch.len);
+        if !self.current.as_ref().is_some_and(holds) {
+            self.take_batch(world, step, horizon)?;
+        }
+        let c = self.current.as_ref().expect("a batch is handed out");
+        let (n_pops, header) = (self.pops.len(), self.header());
+        let got = self.landings[c.batch.half].as_slice()?;
+        let in_landing = got.len() - header;
+        let k = (step - c.batch.first) as usize;
+        let offsets = &got[k * (n_pops + 1)..(k + 1) * (n_pops + 1)];
+        let entry = |i: usize| {
+            if i < in_landing {
+                got[header + i]
+            } else {
+                c.rest[i - in_landing]
+            }
+        };
+        for (p, pop) in self.pops.iter().enumerate() {
+            let (a, b) = (offsets[p] as usize, offsets[p + 1] as usize);
+            if let Some(mut sp) = world.get_mut::<Spikes>(pop.entity) {
+                let bit0 = pop.word * 32;
+                sp.total += (b - a) as u64;
+                sp.current.clear();
+                sp.current.extend((a..b).map(|i| entry(i) - bit0));
+            }
         }
         Ok(())
     }

@@ -142,7 +142,13 @@ pub(crate) struct FlatCsr {
 impl FlatCsr {
     /// The blocks of `c`, whichever layout the host keeps.
     pub(crate) fn of(c: &myelin_components::Connectivity) -> Self {
-        let mut f = Self::default();
+        let n = c.len();
+        let mut f = Self {
+            target: Vec::with_capacity(n),
+            weight: Vec::with_capacity(n),
+            delay: Vec::with_capacity(n),
+            ..Self::default()
+        };
         for b in c.blocks() {
             f.row_base.push(f.row_ptr.len() as u64);
             f.syn_base.push(f.target.len() as u64);

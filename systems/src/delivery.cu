@@ -23,14 +23,15 @@ struct DeliveryProjection {
 };
 static_assert(sizeof(DeliveryProjection) == 72, "cuda_step.rs writes a DeliveryProjection as 9 words");
 
-// spikes: compact_spikes' output for n_pops populations; blockIdx.y is the projection.
-extern "C" __global__ void deliver_static(const u32* __restrict__ spikes, u32 n_pops,
+// The spikes of step *clock + k (k: its place in the batch), as compact_spikes wrote them:
+// population p's are list[first[p]..first[p + 1]]. blockIdx.y is the projection.
+extern "C" __global__ void deliver_static(const u32* __restrict__ first_of, const u32* __restrict__ spikes,
                                           const DeliveryProjection* __restrict__ projs,
-                                          const u64* __restrict__ clock) {
+                                          const u64* __restrict__ clock, u32 k) {
     const DeliveryProjection j = projs[blockIdx.y];
-    const u64 step = *clock;
-    const u32 first = spikes[j.source], count = spikes[j.source + 1u] - first;
-    const u32* list = spikes + n_pops + 1u + first;
+    const u64 step = *clock + k;
+    const u32 first = first_of[j.source], count = first_of[j.source + 1u] - first;
+    const u32* list = spikes + first;
     const u32 bit0 = j.source_word * 32u;
     const u32 lane = threadIdx.x & 31u;
     const u64 warps = ((u64)gridDim.x * blockDim.x) >> 5;

@@ -1,11 +1,12 @@
 // Spike compaction on the device: turns the spike bitmap of every population into one
-// ascending list of spiking neurons, which delivery reads and the host copies back (the
-// only per-step transfer). Population p owns words [pop_word[p], pop_word[p + 1]) of the
+// ascending list of spiking neurons, which delivery reads and the host copies back (a batch
+// of steps in one transfer). Population p owns words [pop_word[p], pop_word[p + 1]) of the
 // bitmap, so its spikes are a contiguous run of the list.
 //
-// out: first[0..=n_pops] (population p's spikes are list[first[p]..first[p + 1]]), then the
-// list, each spike as its bit in the bitmap (word * 32 + bit; population p's neuron i is
-// bit pop_word[p] * 32 + i).
+// The steps of a batch append to one list: a step's spikes start where the previous step's
+// end (*prev_end, its first[n_pops]; the batch's first step has prev_end null and starts at
+// 0). first[0..=n_pops]: population p's spikes are list[first[p]..first[p + 1]], each as its
+// bit in the bitmap (word * 32 + bit; population p's neuron i is bit pop_word[p] * 32 + i).
 //
 // One thread block: each thread counts the spikes of a contiguous run of words, a
 // block-wide scan gives each run its place, each thread writes its neurons there (so the
@@ -16,11 +17,13 @@
 #endif
 
 extern "C" __global__ void compact_spikes(const u32* __restrict__ words, const u32* __restrict__ pop_word,
-                                          u32 n_pops, u32* __restrict__ out) {
+                                          u32 n_pops, const u32* __restrict__ prev_end, u32* __restrict__ first,
+                                          u32* __restrict__ all) {
     __shared__ u32 sums[COMPACT_THREADS];
     const u32 t = threadIdx.x;
     const u32 n_words = pop_word[n_pops];
-    u32* list = out + n_pops + 1u;
+    const u32 start = prev_end ? *prev_end : 0u;
+    u32* list = all + start;
     const u32 per = (n_words + COMPACT_THREADS - 1u) / COMPACT_THREADS;
     const u32 lo = min(t * per, n_words), hi = min(lo + per, n_words);
     u32 mine = 0;
@@ -55,11 +58,11 @@ extern "C" __global__ void compact_spikes(const u32* __restrict__ words, const u
             else
                 b = m;
         }
-        out[p] = a;
+        first[p] = start + a;
     }
 }
 
-// Moves the device's step counter on by one: the last kernel of every step.
-extern "C" __global__ void advance_clock(u64* clock) {
-    if (global_thread() == 0u) *clock += 1u;
+// Moves the device's step counter on by the n steps of a batch: its last kernel.
+extern "C" __global__ void advance_clock(u64* clock, u32 n) {
+    if (global_thread() == 0u) *clock += n;
 }

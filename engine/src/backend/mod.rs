@@ -94,6 +94,12 @@ pub struct DevicePhaseTimes {
     /// Mean device time of a whole step launched as its CUDA graph [s], from events around
     /// the graph on other sampled steps (absent without a graph, or before one was timed).
     pub graph_step_s: Option<f64>,
+    /// Seconds the network took to reach the device (part of the construction time).
+    pub upload_s: f64,
+    /// Seconds of the upload spent compiling and loading the kernels.
+    pub compile_s: f64,
+    /// Bytes the upload copied.
+    pub upload_bytes: u64,
 }
 
 /// Run condition: the kernels run on the CPU (no [`ActiveBackend`], or the CPU one).

@@ -83,8 +83,9 @@ __device__ __forceinline__ u32 row_of_block(const Row* rows, u32 n_rows, u32 b) 
     return lo;
 }
 
-// The update kernel of a neuron model: `model##_update(pops, n_pops, clock)` steps every
-// population of the table `pops` at the step `*clock`, a thread per neuron, and records the
+// The update kernel of a neuron model: `model##_update(pops, n_pops, clock, k)` steps every
+// population of the table `pops` at the step `*clock + k` (k: the step's place in its
+// batch), a thread per neuron, and records the
 // spikes in the bitmap. The populations' blocks lie one after another in one
 // one-dimensional launch (NeuronPopulation::first_block), so no block idles. The model
 // writes only the neuron:
@@ -96,9 +97,9 @@ __device__ __forceinline__ u32 row_of_block(const Row* rows, u32 n_rows, u32 b) 
 // record_spike_bit's ballot (blockDim.x is a multiple of 32).
 #define MYELIN_NEURON_KERNEL(model)                                                                      \
     extern "C" __global__ void model##_update(const NeuronPopulation* __restrict__ pops, u32 n_pops,     \
-                                              const u64* __restrict__ clock) {                           \
+                                              const u64* __restrict__ clock, u32 k) {                    \
         const NeuronPopulation p = pops[row_of_block(pops, n_pops, blockIdx.x)];                         \
-        const u64 step = *clock;                                                                         \
+        const u64 step = *clock + k;                                                                     \
         const u32 i = (blockIdx.x - p.first_block) * blockDim.x + threadIdx.x;                           \
         const bool spiked =                                                                              \
             i < p.n && model##_neuron(p.c, p.real, p.integer, p.ring, p.slots, step, p.current, p.n, i); \
