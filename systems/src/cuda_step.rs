@@ -8,16 +8,24 @@
 //! order: memsets of the driven currents, `dc_input` per DC input, `poisson_input` per
 //! layer of Poisson inputs (inputs onto one population in separate layers, in scene order),
 //! one `<model>_update` per neuron model for all its populations, one `compact_spikes` for
-//! all populations, one `deliver_static` for all projections, and `advance_clock`. The step
-//! number lives on the device (`clock`) and every kernel checks its own input windows, so
-//! the sequence never changes: it is captured once as a CUDA graph and each step launches
-//! that graph. The host then copies back the spike list (one transfer of
-//! [`SPIKE_CHUNK`] entries, a second only when more neurons spiked) and hands it to the
-//! populations' [`Spikes`], where the CPU's recording systems take it.
+//! all populations and one `deliver_static` for all projections. Steps run in batches of
+//! [`BATCH`]: every kernel gets the step's place `k` in its batch and works on step
+//! `*clock + k`, and one `advance_clock` moves the device's clock on at the batch's end. So
+//! a batch is the same launch sequence every time: it is captured once as a CUDA graph
+//! (one per half of the spike record) and each batch is one graph launch.
 //!
-//! Every [`PHASE_SAMPLE`]th step runs launch by launch with CUDA events between the phases:
-//! [`DevicePhaseTimes`] keeps their means. `MYELIN_CUDA_GRAPH=0` runs every step launch by
-//! launch.
+//! `compact_spikes` appends each step's spike list to its batch's half of the record, with
+//! the step's offsets in the half's header. One copy per batch brings the header and the
+//! head of the list back into page-locked memory. The host waits for a batch, launches the
+//! next into the other half (never past [`RunHorizon`]), and hands the first batch's steps
+//! to the populations' [`Spikes`] one by one, where the CPU's recording systems take them.
+//! Where a state recorder samples, batches are one step long and the recorded columns come
+//! back into [`NeuronState`] after their step.
+//!
+//! Each batch's graph times its first step phase by phase with event nodes, and events
+//! around the graph time the whole batch: [`DevicePhaseTimes`] keeps the means.
+//! `MYELIN_CUDA_GRAPH=0` runs the batches launch by launch; `MYELIN_CUDA_BATCH=n` sets the
+//! batch length.
 //!
 //! The device's `deliver_static` adds with atomics, so spike trains may drift from the CPU's
 //! by float summation order (the connectivity and the input are the same, see DESIGN.md).
