@@ -78,6 +78,7 @@ pub fn sources() -> Vec<KernelSource> {
         Some(crate::inputs::CUDA_KERNEL),
         Some(crate::delivery::CUDA_KERNEL),
         Some(crate::recording::CUDA_KERNEL),
+        Some(crate::plasticity::stdp::CUDA_KERNEL),
     ]
     .into_iter()
     .flatten()
@@ -88,7 +89,8 @@ pub fn sources() -> Vec<KernelSource> {
 mod tests {
     use super::*;
     use crate::cuda_tables::{
-        DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource, bitmap_words,
+        DeliveryProjection, FlatCsr, FlatPlastic, NeuronPopulation, PlasticProjection,
+        PoissonSource, bitmap_words,
     };
     use crate::neurons::testing::OneNeuron;
     use myelin_components::{Connectivity, Synapse, SynapseBlock};
@@ -113,6 +115,7 @@ mod tests {
                 crate::inputs::CUDA_KERNEL,
                 crate::recording::CUDA_KERNEL,
                 crate::delivery::CUDA_KERNEL,
+                crate::plasticity::stdp::CUDA_KERNEL,
             ] {
                 program.push_str(&format!("\n#line 1 \"{}\"\n{}", s.file, s.source));
             }
@@ -513,6 +516,387 @@ mod tests {
                 "ring entry {at}: device {g}, expected {w} (magnitudes {m})"
             );
         }
+    }
+
+    /// Largest relative difference of a ring value of the STDP kernels from the CPU's: the
+    /// device adds a slot's weights in another order (atomically); all have the sign of
+    /// the channel, so each of the at most few dozen additions rounds by half an ulp of the
+    /// sum (6e-8): well below 1e-5.
+    const PLASTIC_RING_RTOL: f64 = 1e-5;
+
+    /// Runs `steps` steps of random pre- and postsynaptic spikes through a plastic
+    /// projection with rule `R` (built from `params`) on the CPU (its deliver, after_delivery,
+    /// `record_post` and `catch_up_projection`, with a catch-up every 100 steps) and through
+    /// the host-compiled kernels of plasticity/stdp.cu, and asserts that the weights, the
+    /// per-synapse and per-source state, the histories and the trace agree bit for bit, and
+    /// the ring values within [`PLASTIC_RING_RTOL`]. Sources 0..4 fall silent after step
+    /// 100, so their catch-ups read lags beyond the decay table (2,002 steps at dt = 1 ms).
+    fn same_plasticity<R: myelin_engine::PlasticityRule>(
+        params: &[(&str, f64)],
+        device: impl Fn(&R) -> crate::plasticity::stdp::DeviceRule,
+        w_range: f64,
+        seed: u32,
+    ) {
+        use crate::plasticity::{catch_up_projection, record_post};
+        use myelin_components::{
+            Column, PlasticityState, PostSpikes, SynapseColumn, SynapticInput,
+        };
+        use myelin_engine::{ParamValue, Params, PlasticStep, PlasticSynapses};
+        use std::collections::BTreeMap;
+        const BLOCK: usize = 1024;
+        const PERIOD: u64 = 100;
+        const HIST_CAP: usize = 64;
+        let (dt, steps, n_source, n_target, max_delay) = (1.0, 2600u64, 40usize, 1030usize, 5u16);
+        let given: BTreeMap<String, ParamValue> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), ParamValue::Number(*v)))
+            .collect();
+        let p = Params::resolve(R::PARAMETERS, &given).expect("valid test parameters");
+        let rule = R::new(&p, dt).expect("valid test rule");
+        let mut s = Stream::new(5, Purpose::Init, seed, 0, 0);
+        // Synapses onto targets 0..50 of block 0 and all 6 of block 1, so that pairings abound.
+        let n_blocks = n_target.div_ceil(BLOCK);
+        let mut blocks = Vec::new();
+        for b in 0..n_blocks {
+            let width = (n_target - b * BLOCK).min(50);
+            let (mut row_ptr, mut syn) = (vec![0u32], Vec::new());
+            for _ in 0..n_source {
+                for _ in 0..(s.uniform() * 12.0) as usize {
+                    syn.push(myelin_components::Synapse {
+                        target: (s.uniform() * width as f64) as u16,
+                        delay: 1 + (s.uniform() * f64::from(max_delay)) as u16,
+                        weight: (s.uniform() * w_range) as f32,
+                    });
+                }
+                row_ptr.push(syn.len() as u32);
+            }
+            blocks.push(SynapseBlock::new(row_ptr, syn));
+        }
+        let mut conn = Connectivity::new(blocks, n_source, max_delay);
+        let (kind, tau) = rule.post_trace();
+        let mut state = PlasticityState {
+            rule: R::NAME.into(),
+            synapse: R::SYNAPSE_STATE
+                .iter()
+                .enumerate()
+                .map(|(v, spec)| SynapseColumn {
+                    name: spec.name.into(),
+                    unit: spec.unit.into(),
+                    blocks: conn
+                        .blocks()
+                        .map(|b| vec![rule.initial_synapse(v); b.len()])
+                        .collect(),
+                })
+                .collect(),
+            pre: R::PRE_STATE
+                .iter()
+                .enumerate()
+                .map(|(v, spec)| Column {
+                    name: spec.name.into(),
+                    unit: spec.unit.into(),
+                    values: vec![rule.initial_pre(v); n_source],
+                })
+                .collect(),
+            pre_steps: R::PRE_STEPS
+                .iter()
+                .map(|spec| Column {
+                    name: spec.name.into(),
+                    unit: spec.unit.into(),
+                    values: vec![0; n_source],
+                })
+                .collect(),
+            post: PostSpikes::new(
+                n_target,
+                BLOCK,
+                usize::from(max_delay),
+                (-dt / tau).exp(),
+                kind,
+            ),
+        };
+        let mut ring = SynapticInput::new(n_target, BLOCK, usize::from(max_delay));
+        let initial: Vec<f32> = FlatCsr::of(&conn).weight;
+
+        // The device's table and arrays, as they stand before the first step.
+        let dr = device(&rule);
+        let f = FlatCsr::of(&conn);
+        let fp = FlatPlastic::of(&state, HIST_CAP).expect("empty histories");
+        let consts = dr.constants(state.post.decay);
+        let ring_len = n_blocks * ring.slots() * 2 * BLOCK;
+        let tag = |present: bool, t: u64| if present { t } else { 0 };
+        let row = PlasticProjection {
+            row_base: 1,
+            row_ptr: 2,
+            syn_base: 3,
+            target: 4,
+            weight: 5,
+            delay: 6,
+            syn_state: tag(!fp.syn_state.is_empty(), 7),
+            t_last: 8,
+            paired_until: 9,
+            kplus: tag(!fp.kplus.is_empty(), 10),
+            history: 11,
+            hist_head: 12,
+            hist_len: 13,
+            trace: 14,
+            c: 15,
+            decay: 16,
+            ring: 17,
+            status: 18,
+            catch_up_period: PERIOD,
+            n_decay: dr.decay.len() as u32,
+            pairing: dr.pairing,
+            dependence: dr.dependence,
+            n_blocks: n_blocks as u32,
+            source: 0,
+            source_word: 0,
+            target_pop: 1,
+            target_word: bitmap_words(&[n_source as u32])[1],
+            n_source: n_source as u32,
+            n_target: n_target as u32,
+            slots: ring.slots() as u32,
+            tslots: state.post.slots as u32,
+            hist_cap: HIST_CAP as u32,
+            max_delay: u32::from(max_delay),
+        };
+        let mut input = words_text(&row.words());
+        let mut array = |v: Vec<u64>| {
+            input += &format!("{}", v.len());
+            for x in v {
+                input += &format!(" {x:x}");
+            }
+            input += "\n";
+        };
+        array(f.row_base.clone());
+        array(f.row_ptr.iter().map(|&x| u64::from(x)).collect());
+        array(f.syn_base.clone());
+        array(f.target.iter().map(|&x| u64::from(x)).collect());
+        array(f.weight.iter().map(|x| u64::from(x.to_bits())).collect());
+        array(f.delay.iter().map(|&x| u64::from(x)).collect());
+        array(
+            fp.syn_state
+                .iter()
+                .map(|x| u64::from(x.to_bits()))
+                .collect(),
+        );
+        array(fp.t_last.clone());
+        array(fp.paired_until.clone());
+        array(fp.kplus.iter().map(|x| x.to_bits()).collect());
+        array(fp.history.clone());
+        array(fp.hist_head.iter().map(|&x| u64::from(x)).collect());
+        array(fp.hist_len.iter().map(|&x| u64::from(x)).collect());
+        array(fp.trace.iter().map(|x| x.to_bits()).collect());
+        array(consts.iter().map(|x| x.to_bits()).collect());
+        array(dr.decay.iter().map(|x| x.to_bits()).collect());
+        array(vec![0; ring_len]);
+        array(vec![0]);
+
+        // The CPU, step by step; the ring slot of the next step is read (and cleared) after
+        // each, as the neuron update would read it.
+        let mut want_ring: BTreeMap<(u64, usize, usize), f32> = BTreeMap::new();
+        for step in 0..steps {
+            let pre: Vec<u32> = (0..n_source as u32)
+                .filter(|&i| s.uniform() < 0.03 && (i >= 4 || step < 100))
+                .collect();
+            let post: Vec<u32> = (0..n_target as u32)
+                .filter(|&j| (j < 50 || j >= BLOCK as u32) && s.uniform() < 0.04)
+                .collect();
+            for list in [&pre, &post] {
+                input += &format!("{}", list.len());
+                for i in list.iter() {
+                    input += &format!(" {i}");
+                }
+                input += "\n";
+            }
+            if !pre.is_empty() {
+                let at = PlasticStep { step, spikes: &pre };
+                let PlasticityState {
+                    synapse,
+                    pre: real,
+                    pre_steps,
+                    post,
+                    ..
+                } = &mut state;
+                let view = myelin_components::PreView {
+                    real: real.iter().map(|c| c.values.as_slice()).collect(),
+                    steps: pre_steps.iter().map(|c| c.values.as_slice()).collect(),
+                };
+                for ((b, block), mut rb) in conn
+                    .blocks_mut()
+                    .iter_mut()
+                    .enumerate()
+                    .zip(ring.blocks_mut())
+                {
+                    let mut syn = PlasticSynapses {
+                        block,
+                        state: synapse
+                            .iter_mut()
+                            .map(|c| c.blocks[b].as_mut_slice())
+                            .collect(),
+                    };
+                    rule.deliver(at, &mut syn, &view, &post.view(b), &mut rb);
+                }
+                rule.after_delivery(at, &mut state);
+            }
+            record_post(&mut state.post, step + 1, &post);
+            if (step + 1).is_multiple_of(PERIOD) {
+                catch_up_projection(&rule, &mut conn, &mut state, step, PERIOD);
+            }
+            for mut rb in ring.blocks_mut() {
+                let first = rb.first;
+                let (ex, inh) = rb.slot_mut(step + 1);
+                for (ch, cells) in [ex, inh].into_iter().enumerate() {
+                    for (j, v) in cells.iter_mut().enumerate() {
+                        if v.to_bits() != 0 {
+                            want_ring.insert((step, first + j, ch), *v);
+                        }
+                        *v = 0.0;
+                    }
+                }
+            }
+        }
+
+        let out = run_harness(&["plastic".into(), steps.to_string()], &input);
+        let mut lines = out.lines();
+        let mut got_ring: BTreeMap<(u64, usize, usize), f32> = BTreeMap::new();
+        for l in lines.by_ref() {
+            if l == "end" {
+                break;
+            }
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let bits = u32::from_str_radix(w[3], 16).unwrap();
+            got_ring.insert(
+                (
+                    w[0].parse().unwrap(),
+                    w[1].parse().unwrap(),
+                    w[2].parse().unwrap(),
+                ),
+                f32::from_bits(bits),
+            );
+        }
+        let mut arrays = lines.map(|l| {
+            l.split_whitespace()
+                .map(|x| u64::from_str_radix(x, 16).unwrap())
+                .collect::<Vec<u64>>()
+        });
+        let mut next = || arrays.next().expect("the harness prints every array");
+        let weight = next();
+        let syn_state = next();
+        let got = FlatPlastic {
+            syn_state: syn_state
+                .iter()
+                .map(|&x| f32::from_bits(x as u32))
+                .collect(),
+            t_last: next(),
+            paired_until: next(),
+            kplus: next().into_iter().map(f64::from_bits).collect(),
+            history: next(),
+            hist_head: next().into_iter().map(|x| x as u32).collect(),
+            hist_len: next().into_iter().map(|x| x as u32).collect(),
+            trace: next().into_iter().map(f64::from_bits).collect(),
+        };
+        let status = next();
+
+        let name = R::NAME;
+        let want = FlatCsr::of(&conn);
+        let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        let changed = want
+            .weight
+            .iter()
+            .zip(&initial)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            changed * 2 > want.weight.len(),
+            "{name}: the test changes most weights ({changed} of {})",
+            want.weight.len()
+        );
+        let got_w: Vec<u32> = weight.iter().map(|&x| x as u32).collect();
+        for (k, (g, w)) in got_w.iter().zip(bits32(&want.weight)).enumerate() {
+            assert_eq!(
+                *g,
+                w,
+                "{name}: weight of synapse {k}: device {}, CPU {}",
+                f32::from_bits(*g),
+                f32::from_bits(w)
+            );
+        }
+        assert_eq!(
+            got_w.len(),
+            want.weight.len(),
+            "{name}: one weight per synapse"
+        );
+        let cpu = FlatPlastic::of(&state, HIST_CAP).expect("histories within the capacity");
+        assert_eq!(
+            bits32(&got.syn_state),
+            bits32(&cpu.syn_state),
+            "{name}: per-synapse state"
+        );
+        assert_eq!(got.t_last, cpu.t_last, "{name}: t_last");
+        assert_eq!(got.paired_until, cpu.paired_until, "{name}: paired_until");
+        assert_eq!(bits64(&got.kplus), bits64(&cpu.kplus), "{name}: Kplus");
+        assert_eq!(got.histories(), state.post.history, "{name}: histories");
+        assert_eq!(bits64(&got.trace), bits64(&cpu.trace), "{name}: trace");
+        assert_eq!(status, [0], "{name}: no history overflowed");
+        assert!(
+            want_ring.len() > 1000,
+            "{name}: ring values {}",
+            want_ring.len()
+        );
+        assert_eq!(
+            got_ring.keys().collect::<Vec<_>>(),
+            want_ring.keys().collect::<Vec<_>>(),
+            "{name}: the same (step, neuron, channel) ring values are non-zero"
+        );
+        for (key, w) in &want_ring {
+            let g = got_ring[key];
+            assert!(
+                (f64::from(g) - f64::from(*w)).abs() <= PLASTIC_RING_RTOL * f64::from(w.abs()),
+                "{name}: ring value {key:?}: device {g}, CPU {w}"
+            );
+        }
+    }
+
+    /// The STDP kernels (plasticity/stdp.cu) follow the CPU's rules bit for bit on the
+    /// host: every pairing, the bounded weight dependence additive, multiplicative and with
+    /// fractional exponents (the power tables), and the power law of `stdp_pl`.
+    #[test]
+    fn stdp_kernels_follow_the_cpu_bit_for_bit() {
+        use crate::plasticity::power_law::StdpPl;
+        use crate::plasticity::stdp::{Stdp, StdpNnPreCentered, StdpNnRestr, StdpNnSymm};
+        // tau_plus of 1 s in one case: the decay at lags beyond its table (two catch-up
+        // periods, exp(-2) there) still moves the weights.
+        let bounded = |mu_plus: f64, mu_minus: f64, tau_plus: f64| {
+            [
+                ("lambda", 0.05),
+                ("alpha", 1.1),
+                ("mu_plus", mu_plus),
+                ("mu_minus", mu_minus),
+                ("Wmax", 100.0),
+                ("tau_plus", tau_plus),
+                ("tau_minus", 30.0),
+            ]
+        };
+        let rule = Stdp::device_rule;
+        same_plasticity::<Stdp>(&bounded(0.4, 0.7, 20.0), rule, 100.0, 1);
+        same_plasticity::<Stdp>(&bounded(1.0, 1.0, 1000.0), rule, 100.0, 2);
+        let rule = StdpNnSymm::device_rule;
+        same_plasticity::<StdpNnSymm>(&bounded(0.0, 0.0, 20.0), rule, 100.0, 3);
+        let rule = StdpNnPreCentered::device_rule;
+        same_plasticity::<StdpNnPreCentered>(&bounded(1.0, 0.3, 20.0), rule, 100.0, 4);
+        let rule = StdpNnRestr::device_rule;
+        same_plasticity::<StdpNnRestr>(&bounded(0.5, 1.0, 20.0), rule, 100.0, 5);
+        same_plasticity::<StdpPl>(
+            &[
+                ("lambda", 0.1),
+                ("alpha", 0.0513),
+                ("mu", 0.4),
+                ("tau_plus", 15.0),
+            ],
+            StdpPl::device_rule,
+            60.0,
+            6,
+        );
     }
 
     /// Every entry point a source declares is defined in it as an `extern "C"` kernel.

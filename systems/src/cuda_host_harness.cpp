@@ -25,6 +25,17 @@
 //                        after them), then those six arrays, each as its length and values
 //                        (weights in %a); the step. Runs deliver_static on 2 blocks of 64
 //                        threads per projection and prints the ring, one value per line
+//   plastic STEPS        stdin: a PlasticProjection (tags 1..18 in field order: row_base ...
+//                        status; source population 0, target 1), then its 18 arrays, each
+//                        as its length and its values' bits in hexadecimal (status: one
+//                        word), then per step "NPRE i... NPOST j..." (population-local
+//                        neurons). Runs stdp_deliver, stdp_after_spikes, stdp_record_post,
+//                        stdp_catch_up and stdp_catch_up_done per step and prints the ring
+//                        slot of the next step, complete now, as "STEP NEURON CHANNEL BITS"
+//                        per non-zero value (then clears it, as a neuron update would);
+//                        then "end" and the final weight, syn_state, t_last, paired_until,
+//                        kplus, history, hist_head, hist_len, trace and status arrays, a
+//                        line each, values' bits in hexadecimal
 
 // Reads a table row of type T written as 64-bit words.
 template <class T>
@@ -183,6 +194,89 @@ int main(int argc, char** argv) {
         launch(2, n_proj, 64, deliver_static, (const u32*)spikes.data(), (const u32*)spikes.data() + n_pops + 1,
                (const DeliveryProjection*)projs.data(), (const u64*)&base, (u32)(clock - base));
         for (auto v : ring) printf("%a\n", v);
+        return 0;
+    }
+    if (cmd == "plastic") {
+        const int steps = atoi(argv[2]);
+        PlasticProjection j;
+        if (!read_row(&j)) return 3;
+        // Bytes per value of the arrays the tags 1..18 name, in field order.
+        const size_t size[18] = {8, 4, 8, 2, 4, 2, 4, 8, 8, 8, 8, 4, 4, 8, 8, 8, 4, 4};
+        std::vector<std::vector<unsigned char>> bufs(18);
+        size_t count[18];
+        for (int a = 0; a < 18; ++a) {
+            size_t& n = count[a];
+            if (scanf("%zu", &n) != 1) return 3;
+            bufs[a].resize(std::max<size_t>(n, 1) * size[a]);
+            for (size_t i = 0; i < n; ++i) {
+                u64 x;
+                if (scanf("%llx", &x) != 1) return 3;
+                memcpy(bufs[a].data() + i * size[a], &x, size[a]);
+            }
+        }
+        std::vector<void*> arena;
+        for (auto& b : bufs) arena.push_back(b.data());
+        j.row_base = reloc(j.row_base, arena);
+        j.row_ptr = reloc(j.row_ptr, arena);
+        j.syn_base = reloc(j.syn_base, arena);
+        j.target = reloc(j.target, arena);
+        j.weight = reloc(j.weight, arena);
+        j.delay = reloc(j.delay, arena);
+        j.syn_state = reloc(j.syn_state, arena);
+        j.t_last = reloc(j.t_last, arena);
+        j.paired_until = reloc(j.paired_until, arena);
+        j.kplus = reloc(j.kplus, arena);
+        j.history = reloc(j.history, arena);
+        j.hist_head = reloc(j.hist_head, arena);
+        j.hist_len = reloc(j.hist_len, arena);
+        j.trace = reloc(j.trace, arena);
+        j.c = reloc(j.c, arena);
+        j.decay = reloc(j.decay, arena);
+        j.ring = reloc(j.ring, arena);
+        j.status = reloc(j.status, arena);
+        for (int s = 0; s < steps; ++s) {
+            // The step's spikes as compact_spikes lists them: the source's, then the target's.
+            std::vector<u32> first(3, 0), list;
+            for (int p = 0; p < 2; ++p) {
+                u32 n;
+                if (scanf("%u", &n) != 1) return 5;
+                for (u32 q = 0; q < n; ++q) {
+                    u32 i;
+                    if (scanf("%u", &i) != 1) return 5;
+                    list.push_back((p == 0 ? j.source_word : j.target_word) * 32u + i);
+                }
+                first[p + 1] = (u32)list.size();
+            }
+            list.push_back(0);
+            const u64 base = (u64)(s - s % 2);
+            const u32 k = (u32)(s % 2);
+            const PlasticProjection* projs = &j;
+            launch(2, 1, 64, stdp_deliver, (const u32*)first.data(), (const u32*)list.data(), projs, (const u64*)&base, k);
+            launch(2, 1, 64, stdp_after_spikes, (const u32*)first.data(), (const u32*)list.data(), projs,
+                   (const u64*)&base, k);
+            launch(2, 1, 64, stdp_record_post, (const u32*)first.data(), (const u32*)list.data(), projs,
+                   (const u64*)&base, k);
+            launch(2, 1, 64, stdp_catch_up, projs, (const u64*)&base, k);
+            launch(2, 1, 64, stdp_catch_up_done, projs, (const u64*)&base, k);
+            const u32 slot = (u32)((s + 1) % j.slots);
+            for (u32 i = 0; i < j.n_blocks * MYELIN_BLOCK; ++i)
+                for (u32 ch = 0; ch < MYELIN_CHANNELS; ++ch) {
+                    float& v = j.ring[ring_index(i, ch, slot, j.slots)];
+                    u32 bits;
+                    memcpy(&bits, &v, 4);
+                    if (bits != 0) printf("%d %u %u %x\n", s, i, ch, bits);
+                    v = 0.0f;
+                }
+        }
+        printf("end\n");
+        for (int a : {5, 7, 8, 9, 10, 11, 12, 13, 14, 18}) {
+            for (size_t i = 0; i < count[a - 1]; ++i) {
+                u64 x = 0;
+                memcpy(&x, bufs[a - 1].data() + i * size[a - 1], size[a - 1]);
+                printf("%llx ", x);
+            }
+            printf("\n");
+        }
         return 0;
     }
     return 2;

@@ -33,6 +33,11 @@ static inline float atomicAdd(float* a, float v) {
     *a = old + v;
     return old;
 }
+static inline unsigned atomicOr(unsigned* a, unsigned v) {
+    const unsigned old = *a;
+    *a = old | v;
+    return old;
+}
 static inline unsigned __popc(unsigned x) { return (unsigned)__builtin_popcount(x); }
 static inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 using std::min;

@@ -970,7 +970,7 @@ impl DeviceNet {
         // the populations' NeuronState, where the CPU's record_state reads them (batches are
         // one step long where there are any, and the next is launched only after).
         let mut copied = false;
-        for r in self.sampled.iter().filter(|r| (step + 1) % r.interval == 0) {
+        for r in self.sampled.iter().filter(|r| (step + 1).is_multiple_of(r.interval)) {
             let pop = &self.pops[r.pop];
             let n = pop.n as usize;
             let column = r.column * n..(r.column + 1) * n;

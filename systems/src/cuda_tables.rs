@@ -1,10 +1,10 @@
 //! The tables the CUDA kernels read their populations, inputs and projections from, field
 //! for field as the structs of the kernel sources declare them (`NeuronPopulation` in
 //! engine/src/backend/prelude.cu, `PoissonSource` in inputs/poisson.cu,
-//! `DeliveryProjection` in delivery.cu). Pointers are device addresses; two 32-bit fields
-//! share a word, the first in its low half (the devices are little-endian). Each struct's
-//! size is asserted in its source, and the host-compiled kernels read these words in the
-//! tests of `cuda.rs`.
+//! `DeliveryProjection` in delivery.cu, `PlasticProjection` in plasticity/stdp.cu).
+//! Pointers are device addresses; two 32-bit fields share a word, the first in its low half
+//! (the devices are little-endian). Each struct's size is asserted in its source, and the
+//! host-compiled kernels read these words in the tests of `cuda.rs`.
 
 /// Two 32-bit fields in one word, `lo` first in memory.
 fn pack(lo: u32, hi: u32) -> u64 {
@@ -160,5 +160,172 @@ impl FlatCsr {
             }
         }
         f
+    }
+}
+
+/// One plastic projection of the STDP launches (`PlasticProjection` in
+/// plasticity/stdp.cu).
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
+    )
+)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PlasticProjection {
+    pub row_base: u64,
+    pub row_ptr: u64,
+    pub syn_base: u64,
+    pub target: u64,
+    pub weight: u64,
+    pub delay: u64,
+    pub syn_state: u64,
+    pub t_last: u64,
+    pub paired_until: u64,
+    pub kplus: u64,
+    pub history: u64,
+    pub hist_head: u64,
+    pub hist_len: u64,
+    pub trace: u64,
+    pub c: u64,
+    pub decay: u64,
+    pub ring: u64,
+    pub status: u64,
+    pub catch_up_period: u64,
+    pub n_decay: u32,
+    pub pairing: u32,
+    pub dependence: u32,
+    pub n_blocks: u32,
+    pub source: u32,
+    pub source_word: u32,
+    pub target_pop: u32,
+    pub target_word: u32,
+    pub n_source: u32,
+    pub n_target: u32,
+    pub slots: u32,
+    pub tslots: u32,
+    pub hist_cap: u32,
+    pub max_delay: u32,
+}
+
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
+    )
+)]
+impl PlasticProjection {
+    pub(crate) fn words(&self) -> [u64; 26] {
+        [
+            self.row_base,
+            self.row_ptr,
+            self.syn_base,
+            self.target,
+            self.weight,
+            self.delay,
+            self.syn_state,
+            self.t_last,
+            self.paired_until,
+            self.kplus,
+            self.history,
+            self.hist_head,
+            self.hist_len,
+            self.trace,
+            self.c,
+            self.decay,
+            self.ring,
+            self.status,
+            self.catch_up_period,
+            pack(self.n_decay, self.pairing),
+            pack(self.dependence, self.n_blocks),
+            pack(self.source, self.source_word),
+            pack(self.target_pop, self.target_word),
+            pack(self.n_source, self.n_target),
+            pack(self.slots, self.tslots),
+            pack(self.hist_cap, self.max_delay),
+        ]
+    }
+}
+
+/// The state of a plastic projection as `PlasticProjection` points into it, beside its
+/// [`FlatCsr`]: the per-synapse variable of every block end to end (empty where the rule has
+/// none), the per-source columns, every target's history in a circle of `hist_cap` stamps
+/// (oldest at `head - len`), and the trace delay line as the host keeps it.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
+    )
+)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FlatPlastic {
+    pub syn_state: Vec<f32>,
+    pub t_last: Vec<u64>,
+    pub paired_until: Vec<u64>,
+    pub kplus: Vec<f64>,
+    pub history: Vec<u64>,
+    pub hist_head: Vec<u32>,
+    pub hist_len: Vec<u32>,
+    pub trace: Vec<f64>,
+}
+
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
+    )
+)]
+impl FlatPlastic {
+    /// `state` (of an STDP-family rule: per-source columns `t_last`, `paired_until` and,
+    /// all-to-all, `Kplus`) with histories of `hist_cap` stamps; `None` where a history
+    /// holds more.
+    pub(crate) fn of(state: &myelin_components::PlasticityState, hist_cap: usize) -> Option<Self> {
+        let post = &state.post;
+        if post.history.iter().any(|h| h.len() > hist_cap) {
+            return None;
+        }
+        let mut history = vec![0u64; post.len() * hist_cap];
+        for (h, circle) in post.history.iter().zip(history.chunks_mut(hist_cap.max(1))) {
+            circle[..h.len()].copy_from_slice(h);
+        }
+        Some(Self {
+            syn_state: state
+                .synapse
+                .first()
+                .map(|c| c.blocks.concat())
+                .unwrap_or_default(),
+            t_last: state.pre_steps[0].values.clone(),
+            paired_until: state.pre_steps[1].values.clone(),
+            kplus: state
+                .pre
+                .first()
+                .map(|c| c.values.clone())
+                .unwrap_or_default(),
+            history,
+            hist_head: post
+                .history
+                .iter()
+                .map(|h| (h.len() % hist_cap.max(1)) as u32)
+                .collect(),
+            hist_len: post.history.iter().map(|h| h.len() as u32).collect(),
+            trace: post.trace.clone(),
+        })
+    }
+
+    /// The histories, oldest stamp first, as the host keeps them.
+    pub(crate) fn histories(&self) -> Vec<Vec<u64>> {
+        let cap = self.history.len() / self.hist_len.len().max(1);
+        (0..self.hist_len.len())
+            .map(|t| {
+                let (head, len) = (self.hist_head[t] as usize, self.hist_len[t] as usize);
+                (0..len)
+                    .map(|k| self.history[t * cap + (head + cap - len + k) % cap])
+                    .collect()
+            })
+            .collect()
     }
 }

@@ -98,6 +98,34 @@ impl Power {
     }
 }
 
+/// Doubles of [`Power::device_words`].
+pub(crate) const POWER_DEVICE_WORDS: usize = 7 + 2 * E_RANGE as usize + 1 + 2 * (1 << M_BITS);
+
+impl Power {
+    /// The power as the device's `stdp_pow` (plasticity/stdp.cu) reads it,
+    /// [`POWER_DEVICE_WORDS`] doubles: the kind (0: `x^0`, 1: `x^1`, 2: tables), `mu`, the
+    /// five Taylor coefficients, `2^(e mu)` for `e` in `-64..=64`, then `(m0^mu, 1/m0)` for
+    /// the 256 mantissa intervals (zeros but for the kind and `mu` without tables).
+    pub(crate) fn device_words(&self) -> Vec<f64> {
+        let mut words = vec![0.0; POWER_DEVICE_WORDS];
+        words[1] = self.mu;
+        match &self.kind {
+            Kind::Zero => words[0] = 0.0,
+            Kind::One => words[0] = 1.0,
+            Kind::Table(t) => {
+                words[0] = 2.0;
+                words[2..7].copy_from_slice(&t.coef);
+                words[7..7 + t.exp.len()].copy_from_slice(&t.exp);
+                for (k, &(m0_mu, inv_m0)) in t.mant.iter().enumerate() {
+                    words[7 + t.exp.len() + 2 * k] = m0_mu;
+                    words[7 + t.exp.len() + 2 * k + 1] = inv_m0;
+                }
+            }
+        }
+        words
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

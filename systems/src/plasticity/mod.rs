@@ -33,8 +33,8 @@ use std::marker::PhantomData;
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use myelin_components::{
-    Connectivity, DELIVERY_BLOCK, PlasticityState, PostBlock, PreView, Projection, RingBlockMut,
-    Spikes, SynapticInput, TraceKind, WeightRecorder,
+    Connectivity, DELIVERY_BLOCK, PlasticityState, PostBlock, PostSpikes, PreView, Projection,
+    RingBlockMut, Spikes, SynapticInput, TraceKind, WeightRecorder,
 };
 use myelin_engine::{
     DeliveryPlan, PlasticStep, PlasticSynapses, Plasticity, PlasticityKernel, PlasticityRule,
@@ -267,35 +267,41 @@ pub fn record_post_spikes(
         let Ok(s) = spikes.get(proj.target) else {
             continue;
         };
-        let post = &mut state.post;
-        for &j in &s.current {
-            post.push(j as usize, stamp);
+        record_post(&mut state.post, stamp, &s.current);
+    }
+}
+
+/// [`record_post_spikes`] for one projection's [`PostSpikes`]: the target neurons `spikes`
+/// enter the history at `stamp`, and the trace at `stamp + 1` follows from the one at
+/// `stamp` (the device's `stdp_record_post`, plasticity/stdp.cu, follows it bit for bit).
+pub fn record_post(post: &mut PostSpikes, stamp: u64, spikes: &[u32]) {
+    for &j in spikes {
+        post.push(j as usize, stamp);
+    }
+    if post.kind == TraceKind::None || post.trace.is_empty() {
+        return;
+    }
+    let (slots, block, decay, kind) = (post.slots, post.block, post.decay, post.kind);
+    let (from, to) = (
+        (stamp % slots as u64) as usize,
+        ((stamp + 1) % slots as u64) as usize,
+    );
+    let block_len = slots * block;
+    for chunk in post.trace.chunks_mut(block_len) {
+        let (a, b) = (from * block, to * block);
+        for j in 0..block {
+            chunk[b + j] = decay * chunk[a + j];
         }
-        if post.kind == TraceKind::None || post.trace.is_empty() {
-            continue;
-        }
-        let (slots, block, decay, kind) = (post.slots, post.block, post.decay, post.kind);
-        let (from, to) = (
-            (stamp % slots as u64) as usize,
-            ((stamp + 1) % slots as u64) as usize,
-        );
-        let block_len = slots * block;
-        for chunk in post.trace.chunks_mut(block_len) {
-            let (a, b) = (from * block, to * block);
-            for j in 0..block {
-                chunk[b + j] = decay * chunk[a + j];
-            }
-        }
-        for &j in &s.current {
-            let j = j as usize;
-            let (b, l) = (j / block, j % block);
-            let base = b * block_len;
-            let prev = post.trace[base + from * block + l];
-            post.trace[base + to * block + l] = match kind {
-                TraceKind::AllToAll => decay * (prev + 1.0),
-                TraceKind::Nearest | TraceKind::None => decay,
-            };
-        }
+    }
+    for &j in spikes {
+        let j = j as usize;
+        let (b, l) = (j / block, j % block);
+        let base = b * block_len;
+        let prev = post.trace[base + from * block + l];
+        post.trace[base + to * block + l] = match kind {
+            TraceKind::AllToAll => decay * (prev + 1.0),
+            TraceKind::Nearest | TraceKind::None => decay,
+        };
     }
 }
 
@@ -314,46 +320,63 @@ pub fn catch_up(
     if !stamp.is_multiple_of(period) {
         return;
     }
-    let before = stamp - period;
     for (conn, state, rule) in projections.iter_mut() {
-        let (conn, state) = (conn.into_inner(), state.into_inner());
-        let kernel = rule.0.as_ref();
-        let stale = kernel.stale_sources(state, before);
-        if !stale.is_empty() {
-            let at = PlasticStep {
-                step: clock.step,
-                spikes: &stale,
-            };
-            let PlasticityState {
-                synapse,
-                pre,
-                pre_steps,
-                post,
-                ..
-            } = &mut *state;
-            let view = PreView {
-                real: pre.iter().map(|c| c.values.as_slice()).collect(),
-                steps: pre_steps.iter().map(|c| c.values.as_slice()).collect(),
-            };
-            myelin_engine::for_each_block(split_blocks(conn, synapse, post), |(mut syn, post)| {
-                kernel.catch_up(at, &mut syn, &view, &post)
-            });
-            drop(view);
-            kernel.after_catch_up(at, state);
-        }
-        let keep_after = before.saturating_sub(u64::from(conn.max_delay));
-        let post = &mut state.post;
-        for (h, tail) in post.history.iter_mut().zip(post.tail.iter_mut()) {
-            let cut = h.partition_point(|&p| p <= keep_after);
-            if cut > 0 {
-                h.drain(..cut);
-                // The tail stays the end of the history (what a restore rebuilds).
-                let n = h.len();
-                *tail = [
-                    n.checked_sub(1).map_or(0, |k| h[k]),
-                    n.checked_sub(2).map_or(0, |k| h[k]),
-                ];
-            }
+        catch_up_projection(
+            rule.0.as_ref(),
+            conn.into_inner(),
+            state.into_inner(),
+            clock.step,
+            period,
+        );
+    }
+}
+
+/// [`catch_up`] for one projection at step `step`, the last of a catch-up period of `period`
+/// steps: the pending pairings of its stale sources, then the history cut (the device's
+/// `stdp_catch_up` and `stdp_catch_up_done`, plasticity/stdp.cu, follow it bit for bit).
+pub fn catch_up_projection(
+    kernel: &dyn PlasticityKernel,
+    conn: &mut Connectivity,
+    state: &mut PlasticityState,
+    step: u64,
+    period: u64,
+) {
+    let before = step + 1 - period;
+    let stale = kernel.stale_sources(state, before);
+    if !stale.is_empty() {
+        let at = PlasticStep {
+            step,
+            spikes: &stale,
+        };
+        let PlasticityState {
+            synapse,
+            pre,
+            pre_steps,
+            post,
+            ..
+        } = &mut *state;
+        let view = PreView {
+            real: pre.iter().map(|c| c.values.as_slice()).collect(),
+            steps: pre_steps.iter().map(|c| c.values.as_slice()).collect(),
+        };
+        myelin_engine::for_each_block(split_blocks(conn, synapse, post), |(mut syn, post)| {
+            kernel.catch_up(at, &mut syn, &view, &post)
+        });
+        drop(view);
+        kernel.after_catch_up(at, state);
+    }
+    let keep_after = before.saturating_sub(u64::from(conn.max_delay));
+    let post = &mut state.post;
+    for (h, tail) in post.history.iter_mut().zip(post.tail.iter_mut()) {
+        let cut = h.partition_point(|&p| p <= keep_after);
+        if cut > 0 {
+            h.drain(..cut);
+            // The tail stays the end of the history (what a restore rebuilds).
+            let n = h.len();
+            *tail = [
+                n.checked_sub(1).map_or(0, |k| h[k]),
+                n.checked_sub(2).map_or(0, |k| h[k]),
+            ];
         }
     }
 }

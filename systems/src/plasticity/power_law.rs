@@ -13,8 +13,8 @@ use myelin_engine::{
 
 use super::math::Power;
 use super::stdp::{
-    ALPHA, DecayTable, PRE_KPLUS, PRE_STEPS, Pairing, TAU_MINUS, TAU_PLUS, WeightDependence,
-    after_spikes, catch_up_with, caught_up, deliver_with, stale,
+    ALPHA, DecayTable, DeviceRule, PRE_KPLUS, PRE_STEPS, Pairing, TAU_MINUS, TAU_PLUS,
+    WeightDependence, after_spikes, catch_up_with, caught_up, deliver_with, stale,
 };
 
 /// The power-law weight dependence of `stdp_pl_synapse_hom`.
@@ -50,6 +50,13 @@ pub struct StdpPl {
     w: PowerLaw,
     tau_minus: f64,
     table: DecayTable,
+}
+
+impl StdpPl {
+    /// What the device kernels read of the rule (stdp.cu).
+    pub fn device_rule(&self) -> DeviceRule {
+        DeviceRule::power_law(&self.w, &self.table)
+    }
 }
 
 impl PlasticityKernel for StdpPl {

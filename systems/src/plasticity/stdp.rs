@@ -150,6 +150,16 @@ impl DecayTable {
         }
     }
 
+    /// The tabulated `exp(-k dt / tau)`, from `k = 0`.
+    pub fn values(&self) -> &[f64] {
+        &self.table
+    }
+
+    /// `dt / tau`, the exponent per step beyond the table.
+    pub fn steps_per_tau(&self) -> f64 {
+        self.steps_per_tau
+    }
+
     /// `exp(-k dt / tau)`.
     #[inline(always)]
     pub fn get(&self, k: u64) -> f64 {
@@ -473,6 +483,107 @@ pub fn caught_up(at: PlasticStep<'_>, state: &mut PlasticityState) {
     }
 }
 
+/// The device kernels of the family (and of the power-law rule): delivery through plastic
+/// synapses, the per-source update after it, post-spike recording and catch-up, each the
+/// CPU's function operation for operation (see the source). Not yet launched by the CUDA
+/// step.
+pub const CUDA_KERNEL: myelin_engine::KernelSource = myelin_engine::KernelSource {
+    file: "systems/src/plasticity/stdp.cu",
+    entries: &[
+        "stdp_deliver",
+        "stdp_after_spikes",
+        "stdp_record_post",
+        "stdp_catch_up",
+        "stdp_catch_up_done",
+    ],
+    source: include_str!("stdp.cu"),
+    // Unfused, as the CPU computes: the weights follow it bit for bit.
+    fmad: false,
+};
+
+/// What the device kernels (stdp.cu) read of a rule of the family: the codes of its
+/// weight dependence and pairing, its constants and its decay table (`PlasticProjection`'s
+/// `dependence`, `pairing`, `c` and `decay`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceRule {
+    /// 0: [`Bounded`], 1: [`super::power_law::PowerLaw`].
+    pub dependence: u32,
+    /// The pairing code: 0 all-to-all, 1 nearest symmetric, 2 pre-centred, 3 restricted.
+    pub pairing: u32,
+    /// `lambda`, `alpha`, `Wmax`, `dt / tau_plus`, a zero where [`Self::constants`] puts the
+    /// postsynaptic trace's decay per step, then the powers' tables
+    /// ([`Power::device_words`]): `mu_plus` and `mu_minus`, or `mu`.
+    pub head: Vec<f64>,
+    /// `exp(-k dt / tau_plus)` for the tabulated `k` ([`DecayTable::values`]).
+    pub decay: Vec<f64>,
+}
+
+/// Index of the postsynaptic trace's decay in [`DeviceRule::constants`].
+const DEVICE_TRACE_DECAY: usize = 4;
+/// [`DeviceRule::dependence`] of [`Bounded`] (stdp.cu's `STDP_BOUNDED`).
+const DEVICE_BOUNDED: u32 = 0;
+/// [`DeviceRule::dependence`] of the power law (stdp.cu's `STDP_POWER_LAW`).
+const DEVICE_POWER_LAW: u32 = 1;
+
+impl DeviceRule {
+    fn new(
+        dependence: u32,
+        pairing: Pairing,
+        params: [f64; 3],
+        powers: &[&Power],
+        table: &DecayTable,
+    ) -> Self {
+        let mut head = params.to_vec();
+        head.extend([table.steps_per_tau(), 0.0]);
+        for p in powers {
+            head.extend(p.device_words());
+        }
+        Self {
+            dependence,
+            pairing: match pairing {
+                Pairing::AllToAll => u32::from(ALL_TO_ALL),
+                Pairing::NearestSymmetric => u32::from(NEAREST_SYMMETRIC),
+                Pairing::NearestPreCentered => u32::from(NEAREST_PRE_CENTERED),
+                Pairing::NearestRestricted => u32::from(NEAREST_RESTRICTED),
+            },
+            head,
+            decay: table.values().to_vec(),
+        }
+    }
+
+    /// The constants the kernels read (`PlasticProjection::c`), with the decay per step of
+    /// the postsynaptic trace (`PostSpikes::decay`).
+    pub fn constants(&self, trace_decay: f64) -> Vec<f64> {
+        let mut c = self.head.clone();
+        c[DEVICE_TRACE_DECAY] = trace_decay;
+        c
+    }
+
+    /// A power-law rule's ([`super::power_law::StdpPl`]).
+    pub(crate) fn power_law(w: &super::power_law::PowerLaw, table: &DecayTable) -> Self {
+        Self::new(
+            DEVICE_POWER_LAW,
+            Pairing::AllToAll,
+            [w.lambda, w.alpha, w.w_max],
+            &[&w.mu],
+            table,
+        )
+    }
+}
+
+impl PairStdp {
+    fn device_rule(&self) -> DeviceRule {
+        let w = &self.w;
+        DeviceRule::new(
+            DEVICE_BOUNDED,
+            self.pairing,
+            [w.lambda, w.alpha, w.w_max],
+            &[&w.mu_plus, &w.mu_minus],
+            &self.table,
+        )
+    }
+}
+
 /// Parameters shared by the family (and the power-law rule).
 pub(crate) const TAU_PLUS: ParamSpec = ParamSpec::real(
     "tau_plus",
@@ -596,6 +707,13 @@ macro_rules! pair_rule {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $ty(PairStdp);
+
+        impl $ty {
+            /// What the device kernels read of the rule (stdp.cu).
+            pub fn device_rule(&self) -> DeviceRule {
+                self.0.device_rule()
+            }
+        }
 
         impl PlasticityKernel for $ty {
             fn deliver(
