@@ -146,7 +146,7 @@ pub struct PlasticSynapses<'a> {
 /// [`PlasticityKernel::catch_up_every`]-th step, sources whose pending pairings reach back
 /// further than that get [`Self::catch_up`], so that the post-spike history never needs to
 /// hold more than two such periods plus the longest delay.
-pub trait PlasticityKernel: Send + Sync + 'static {
+pub trait PlasticityKernel: std::any::Any + Send + Sync + 'static {
     /// Updates the weights of the synapses of `at.spikes` onto one target block and
     /// delivers them into the block's ring buffers (channel by the sign of the new weight,
     /// `delay` steps ahead). `post` is the target block's spike history and trace.

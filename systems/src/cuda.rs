@@ -1,19 +1,21 @@
 //! The CUDA kernel sources of every model family, each beside its CPU kernel, compiled at
 //! run time with NVRTC through the engine's backend seam ([`myelin_engine::cuda`]).
 
-use myelin_engine::{
-    BackendError, KernelSource, NetworkSpec, NeuronModel, RecorderSpec, Simulation,
-};
+use myelin_engine::{BackendError, KernelSource, NetworkSpec, NeuronModel, Simulation};
 
 use crate::neurons::{IafPscAlpha, IafPscDelta, IafPscExp};
 
 /// What in `spec` the CUDA backend does not run yet (plasticity, spike generators, state
 /// and weight recorders), or `None`.
 pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
-    if let Some(j) = spec.first_plastic() {
+    if let Some((j, rule)) = spec.projections.iter().find_map(|j| {
+        let rule = &j.plasticity.as_ref()?.model;
+        (!crate::plasticity::DEVICE_RULES.contains(&rule.as_str())).then_some((j, rule))
+    }) {
         return Some(format!(
-            "projection {} is plastic (plasticity runs on the CPU only)",
-            j.display_name()
+            "projection {} learns with {rule}, which has no device kernel (the device runs {})",
+            j.display_name(),
+            crate::plasticity::DEVICE_RULES.join(", ")
         ));
     }
     if let Some(i) = spec
@@ -24,16 +26,6 @@ pub fn unsupported(spec: &NetworkSpec) -> Option<String> {
         return Some(format!(
             "input {} onto {} has no device kernel (poisson_generator and dc_generator have)",
             i.model, i.target
-        ));
-    }
-    if let Some(r) = spec
-        .recorders
-        .iter()
-        .find(|r| matches!(r, RecorderSpec::Weights { .. }))
-    {
-        return Some(format!(
-            "recorder {} records weights (the device returns spikes and state only)",
-            r.label()
         ));
     }
     None

@@ -47,15 +47,18 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use myelin_components::{
     Connectivity, DcInput, ExternalCurrent, NeuronState, PlasticityState, PoissonInput, Projection,
-    Spikes, StableId, StateRecorder, SynapticInput,
+    Spikes, StableId, StateRecorder, SynapticInput, WeightRecorder,
 };
 use myelin_engine::{
-    ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, RunHorizon, RunSeed,
-    SimClock, SimStep, SimSystems, cuda,
+    ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, Plasticity, RunHorizon,
+    RunSeed, SimClock, SimStep, SimSystems, cuda,
 };
 use rayon::prelude::*;
 
-use crate::cuda_tables::{self, DeliveryProjection, FlatCsr, NeuronPopulation, PoissonSource};
+use crate::cuda_tables::{
+    self, DeliveryProjection, FlatCsr, FlatPlastic, NeuronPopulation, PlasticProjection,
+    PoissonSource,
+};
 use crate::neurons::DeviceModels;
 
 /// Threads per block of the per-neuron kernels.
@@ -150,6 +153,39 @@ struct Kept {
     u32s: Vec<CudaSlice<u32>>,
     u64s: Vec<CudaSlice<u64>>,
     f32s: Vec<CudaSlice<f32>>,
+    f64s: Vec<CudaSlice<f64>>,
+}
+
+/// Stamps a target neuron's spike history holds on the device (at most the steps of two
+/// catch-up periods and the longest delay, which is all the CPU keeps): a neuron firing
+/// more often than 256 times a second for two seconds overflows it, and the run stops with
+/// an error naming the projection.
+const HISTORY_STAMPS: u64 = 512;
+
+/// The plastic projections (STDP, plasticity/stdp.cu): their table, the kernels of a step
+/// in launch order, and one status word per projection (bit 0: a history overflowed).
+struct PlasticLaunch {
+    table: CudaSlice<u64>,
+    rows: u32,
+    names: Vec<String>,
+    status: CudaSlice<u32>,
+    deliver: CudaFunction,
+    after_spikes: CudaFunction,
+    record_post: CudaFunction,
+    catch_up: CudaFunction,
+    catch_up_done: CudaFunction,
+    /// Threads the per-neuron kernels need: the most targets or sources of a projection.
+    widest: u32,
+    /// Each projection's entity and its weights on the device (block after block, as
+    /// `FlatCsr`), for the weight recorders.
+    weights: Vec<(Entity, CudaSlice<f32>)>,
+}
+
+/// A weight recorder of a plastic projection: the projection's weights come back into its
+/// `Connectivity` at the end of each step it samples.
+struct Weighed {
+    plastic: usize,
+    interval: u64,
 }
 
 /// CUDA events between the phases of a sampled step and around a batch's graph (one set
@@ -219,6 +255,13 @@ pub struct DeviceNet {
     sampled: Vec<Sampled>,
     /// Blocks of `deliver_static` per projection.
     deliver_blocks: u32,
+    plastic: Option<PlasticLaunch>,
+    /// Why the run cannot go on, found after a batch (a spike history overflowed).
+    failure: Option<String>,
+    /// The weight recorders of plastic projections.
+    weighed: Vec<Weighed>,
+    /// Blocks of `stdp_deliver` and `stdp_catch_up` per plastic projection.
+    plastic_blocks: u32,
     _kept: Kept,
     seed: u64,
     phases: PhaseEvents,
@@ -341,6 +384,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         crate::inputs::CUDA_KERNEL,
         crate::recording::CUDA_KERNEL,
         crate::delivery::CUDA_KERNEL,
+        crate::plasticity::stdp::CUDA_KERNEL,
     ];
     for (_, name, kernel, _) in &models {
         let Some(k) = kernel else {
@@ -477,19 +521,32 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
 
     // Static projections, one table for the one delivery launch.
     // Their CSRs are laid end to end on several threads, then copied one by one.
-    let mut q = world.query::<(&Projection, &Connectivity, Option<&PlasticityState>)>();
+    let mut q = world.query::<(
+        Entity,
+        &Projection,
+        &Connectivity,
+        Option<&PlasticityState>,
+        Option<&Plasticity>,
+    )>();
     let mut found = Vec::new();
-    for (j, c, plastic) in q.iter(world) {
-        if plastic.is_some() {
-            return Err(BackendError::Unsupported(format!(
-                "projection {} is plastic",
-                j.name
-            )));
-        }
-        if let (Some(source), Some(target)) = (index(j.source), index(j.target))
-            && !c.is_empty()
-        {
-            found.push((source, target, c));
+    let mut learning = Vec::new();
+    for (entity, j, c, state, rule) in q.iter(world) {
+        let (Some(source), Some(target)) = (index(j.source), index(j.target)) else {
+            continue;
+        };
+        match (state, rule) {
+            (Some(state), Some(rule)) => {
+                let device =
+                    crate::plasticity::device_rule_of(rule.0.as_ref()).ok_or_else(|| {
+                        BackendError::Unsupported(format!(
+                            "projection {} learns with {}, which has no device kernel",
+                            j.name, state.rule
+                        ))
+                    })?;
+                learning.push((entity, j.name.clone(), source, target, c, state, device));
+            }
+            _ if !c.is_empty() => found.push((source, target, c)),
+            _ => {}
         }
     }
     let flat: Vec<FlatCsr> = found.par_iter().map(|(.., c)| FlatCsr::of(c)).collect();
@@ -529,6 +586,158 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     let sms = ctx
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
         .map_err(driver("reading the number of multiprocessors"))?;
+
+    // Plastic projections: the same CSR, the rule's state laid out as stdp.cu reads it.
+    let dt = world.resource::<SimClock>().dt;
+    let period = world
+        .get_resource::<crate::plasticity::PlasticitySettings>()
+        .map_or(crate::plasticity::CATCH_UP_MS, |s| s.catch_up_ms);
+    let period = ((period / dt).round() as u64).max(1);
+    let mut plastic_table = Vec::new();
+    let mut names = Vec::new();
+    let mut widest = 1u32;
+    let plastic_flat: Vec<FlatCsr> = learning
+        .par_iter()
+        .map(|(_, _, _, _, c, ..)| FlatCsr::of(c))
+        .collect();
+    let status = alloc(learning.len(), "the plasticity status")?;
+    let mut weights = Vec::new();
+    for ((entity, name, source, target, c, state, rule), f) in
+        learning.into_iter().zip(plastic_flat)
+    {
+        let hist_cap = HISTORY_STAMPS.min(2 * period + u64::from(c.max_delay) + 1) as usize;
+        let fp = FlatPlastic::of(state, hist_cap).ok_or_else(|| {
+            BackendError::Unsupported(format!(
+                "projection {name}: a spike history holds more than the device's {hist_cap} stamps"
+            ))
+        })?;
+        let consts = rule.constants(state.post.decay);
+        let w = up.copy(&f.weight, "plastic weights")?;
+        let weight = addr(&w, &stream);
+        weights.push((entity, w));
+        let syn_state = if fp.syn_state.is_empty() {
+            0
+        } else {
+            let d = up.copy(&fp.syn_state, "per-synapse plasticity state")?;
+            let a = addr(&d, &stream);
+            kept.f32s.push(d);
+            a
+        };
+        let mut u64s = |v: &[u64], what: &str| -> Result<u64, BackendError> {
+            let d = up.copy(if v.is_empty() { &[0u64][..] } else { v }, what)?;
+            let a = addr(&d, &stream);
+            kept.u64s.push(d);
+            Ok(a)
+        };
+        let (row_base, syn_base, t_last, paired_until, history) = (
+            u64s(&f.row_base, "connectivity")?,
+            u64s(&f.syn_base, "connectivity")?,
+            u64s(&fp.t_last, "per-source plasticity state")?,
+            u64s(&fp.paired_until, "per-source plasticity state")?,
+            u64s(&fp.history, "spike histories")?,
+        );
+        let mut f64s = |v: &[f64], what: &str| -> Result<u64, BackendError> {
+            if v.is_empty() {
+                return Ok(0);
+            }
+            let d = up.copy(v, what)?;
+            let a = addr(&d, &stream);
+            kept.f64s.push(d);
+            Ok(a)
+        };
+        let (kplus, trace, constants, decay) = (
+            f64s(&fp.kplus, "presynaptic traces")?,
+            f64s(&fp.trace, "postsynaptic traces")?,
+            f64s(&consts, "the rule's constants")?,
+            f64s(&rule.decay, "the rule's decay table")?,
+        );
+        let mut u32s = |v: &[u32], what: &str| -> Result<u64, BackendError> {
+            let d = up.copy(if v.is_empty() { &[0u32][..] } else { v }, what)?;
+            let a = addr(&d, &stream);
+            kept.u32s.push(d);
+            Ok(a)
+        };
+        let (row_ptr, hist_head, hist_len) = (
+            u32s(&f.row_ptr, "connectivity")?,
+            u32s(&fp.hist_head, "spike histories")?,
+            u32s(&fp.hist_len, "spike histories")?,
+        );
+        let (tgt, delay) = (
+            up.copy(&f.target, "connectivity")?,
+            up.copy(&f.delay, "connectivity")?,
+        );
+        let row = PlasticProjection {
+            row_base,
+            row_ptr,
+            syn_base,
+            target: addr(&tgt, &stream),
+            weight,
+            delay: addr(&delay, &stream),
+            syn_state,
+            t_last,
+            paired_until,
+            kplus,
+            history,
+            hist_head,
+            hist_len,
+            trace,
+            c: constants,
+            decay,
+            ring: addr(&pops[target].ring, &stream),
+            status: addr(&status, &stream) + 4 * names.len() as u64,
+            catch_up_period: period,
+            n_decay: rule.decay.len() as u32,
+            pairing: rule.pairing,
+            dependence: rule.dependence,
+            n_blocks: c.n_blocks() as u32,
+            source: source as u32,
+            source_word: pops[source].word,
+            target_pop: target as u32,
+            target_word: pops[target].word,
+            n_source: sizes[source],
+            n_target: sizes[target],
+            slots: pops[target].slots,
+            tslots: state.post.slots as u32,
+            hist_cap: hist_cap as u32,
+            max_delay: u32::from(c.max_delay),
+        };
+        kept.u16s.extend([tgt, delay]);
+        widest = widest.max(sizes[source]).max(sizes[target]);
+        plastic_table.extend(row.words());
+        names.push(name);
+    }
+    let plastic = if names.is_empty() {
+        None
+    } else {
+        let m = module_of(&crate::plasticity::stdp::CUDA_KERNEL);
+        Some(PlasticLaunch {
+            table: up.copy(&plastic_table, "the plastic projection table")?,
+            rows: names.len() as u32,
+            names,
+            status,
+            deliver: function(m, "stdp_deliver")?,
+            after_spikes: function(m, "stdp_after_spikes")?,
+            record_post: function(m, "stdp_record_post")?,
+            catch_up: function(m, "stdp_catch_up")?,
+            catch_up_done: function(m, "stdp_catch_up_done")?,
+            widest,
+            weights,
+        })
+    };
+    let mut q = world.query::<&WeightRecorder>();
+    let weighed: Vec<Weighed> = q
+        .iter(world)
+        .filter_map(|r| {
+            let p = plastic.as_ref()?;
+            Some(Weighed {
+                plastic: p.weights.iter().position(|(e, _)| *e == r.projection)?,
+                interval: r.interval.max(1),
+            })
+        })
+        .collect();
+    let plastic_blocks = (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32
+        / plastic.as_ref().map_or(1, |p| p.rows))
+    .clamp(1, DELIVERY_BLOCKS);
     let deliver_blocks =
         (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32 / n_proj.max(1)).clamp(1, DELIVERY_BLOCKS);
     let projections = if n_proj > 0 {
@@ -633,7 +842,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         })?,
         Err(_) => BATCH,
     };
-    let batch = if sampled.is_empty() {
+    let batch = if sampled.is_empty() && weighed.is_empty() {
         batch.min((RECORD_ENTRIES / neurons).max(1) as u32)
     } else {
         1
@@ -697,6 +906,10 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         projections,
         sampled,
         deliver_blocks,
+        plastic,
+        failure: None,
+        weighed,
+        plastic_blocks,
         _kept: kept,
         seed,
         phases: PhaseEvents {
@@ -825,6 +1038,38 @@ impl DeviceNet {
                 },
             )?;
         }
+        // Plastic projections after the static ones, in the CPU's order: delivery with the
+        // weight updates, the per-source update, the postsynaptic spikes' histories and
+        // traces, and the catch-up (whose kernels return at once on other steps).
+        if let Some(p) = &this.plastic {
+            let grid = |blocks: u32| LaunchConfig {
+                grid_dim: (blocks.max(1), p.rows, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let per_neuron = grid(p.widest.div_ceil(THREADS));
+            for (f, cfg) in [
+                (&p.deliver, grid(this.plastic_blocks)),
+                (&p.after_spikes, grid(1)),
+                (&p.record_post, per_neuron),
+            ] {
+                let mut a = s.launch_builder(f);
+                a.arg(&first)
+                    .arg(&list)
+                    .arg(&p.table)
+                    .arg(&this.clock)
+                    .arg(&k);
+                launch(a, cfg)?;
+            }
+            for (f, cfg) in [
+                (&p.catch_up, grid(this.plastic_blocks)),
+                (&p.catch_up_done, per_neuron),
+            ] {
+                let mut a = s.launch_builder(f);
+                a.arg(&p.table).arg(&this.clock).arg(&k);
+                launch(a, cfg)?;
+            }
+        }
         mark(4)
     }
 
@@ -940,6 +1185,17 @@ impl DeviceNet {
             "the device's batches follow the host's steps (a step was run twice or skipped)"
         );
         self.done[b.half].synchronize()?;
+        if let Some(p) = &self.plastic {
+            let status = self.stream.clone_dtoh(&p.status)?;
+            if let Some(i) = status.iter().position(|&s| s != 0) {
+                self.failure = Some(format!(
+                    "projection {}: a target neuron's spike history outgrew the device's \
+                     {HISTORY_STAMPS} stamps (more spikes than that within two catch-up \
+                     periods); run this scene with --backend cpu",
+                    p.names[i]
+                ));
+            }
+        }
         let (n_pops, header) = (self.pops.len(), self.header());
         let got = self.landings[b.half].as_slice()?;
         let total = got[(b.len as usize - 1) * (n_pops + 1) + n_pops] as usize;
@@ -970,7 +1226,11 @@ impl DeviceNet {
         // the populations' NeuronState, where the CPU's record_state reads them (batches are
         // one step long where there are any, and the next is launched only after).
         let mut copied = false;
-        for r in self.sampled.iter().filter(|r| (step + 1).is_multiple_of(r.interval)) {
+        for r in self
+            .sampled
+            .iter()
+            .filter(|r| (step + 1).is_multiple_of(r.interval))
+        {
             let pop = &self.pops[r.pop];
             let n = pop.n as usize;
             let column = r.column * n..(r.column + 1) * n;
@@ -985,6 +1245,26 @@ impl DeviceNet {
                 self.stream.memcpy_dtoh(&pop.int.slice(column), host)?;
             }
             copied = true;
+        }
+        // Likewise the weights of the plastic projections that weight recorders sample, into
+        // their Connectivity, where the CPU's record_weights reads them.
+        for r in self
+            .weighed
+            .iter()
+            .filter(|r| (step + 1).is_multiple_of(r.interval))
+        {
+            let Some(p) = &self.plastic else { break };
+            let (entity, device) = &p.weights[r.plastic];
+            let flat = self.stream.clone_dtoh(device)?;
+            if let Some(mut conn) = world.get_mut::<Connectivity>(*entity) {
+                let mut at = 0;
+                for block in conn.blocks_mut() {
+                    for k in 0..block.len() {
+                        block.set_weight(k, flat[at + k]);
+                    }
+                    at += block.len();
+                }
+            }
         }
         if copied {
             self.stream.synchronize()?;
@@ -1049,6 +1329,9 @@ pub fn device_step(world: &mut World) {
             "the CUDA device failed during step {}: {e}",
             world.resource::<SimClock>().step
         );
+    }
+    if let Some(why) = net.failure.take() {
+        panic!("{why}");
     }
     world.insert_non_send(net);
 }

@@ -165,13 +165,6 @@ impl FlatCsr {
 
 /// One plastic projection of the STDP launches (`PlasticProjection` in
 /// plasticity/stdp.cu).
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
-    )
-)]
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PlasticProjection {
     pub row_base: u64,
@@ -209,13 +202,6 @@ pub(crate) struct PlasticProjection {
     pub max_delay: u32,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
-    )
-)]
 impl PlasticProjection {
     pub(crate) fn words(&self) -> [u64; 26] {
         [
@@ -253,13 +239,6 @@ impl PlasticProjection {
 /// [`FlatCsr`]: the per-synapse variable of every block end to end (empty where the rule has
 /// none), the per-source columns, every target's history in a circle of `hist_cap` stamps
 /// (oldest at `head - len`), and the trace delay line as the host keeps it.
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
-    )
-)]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct FlatPlastic {
     pub syn_state: Vec<f32>,
@@ -272,13 +251,6 @@ pub(crate) struct FlatPlastic {
     pub trace: Vec<f64>,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the host-compiled kernels' tests until cuda_step launches the STDP kernels"
-    )
-)]
 impl FlatPlastic {
     /// `state` (of an STDP-family rule: per-source columns `t_last`, `paired_until` and,
     /// all-to-all, `Kplus`) with histories of `hist_cap` stamps; `None` where a history
@@ -317,6 +289,7 @@ impl FlatPlastic {
     }
 
     /// The histories, oldest stamp first, as the host keeps them.
+    #[cfg(test)]
     pub(crate) fn histories(&self) -> Vec<Vec<u64>> {
         let cap = self.history.len() / self.hist_len.len().max(1);
         (0..self.hist_len.len())

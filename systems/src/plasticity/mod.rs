@@ -27,6 +27,8 @@ pub mod math;
 pub mod power_law;
 pub mod stdp;
 
+pub use stdp::{DEVICE_RULES, device_rule_of};
+
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
@@ -38,7 +40,7 @@ use myelin_components::{
 };
 use myelin_engine::{
     DeliveryPlan, PlasticStep, PlasticSynapses, Plasticity, PlasticityKernel, PlasticityRule,
-    RegistryAppExt, SimClock, SimStep, SimSystems,
+    RegistryAppExt, SimClock, SimStep, SimSystems, on_cpu,
 };
 
 /// Simulated time between catch-ups [ms]: a source that has not spiked for this long gets
@@ -80,7 +82,8 @@ impl Plugin for PlasticityCorePlugin {
             SimStep,
             (deliver_plastic, record_post_spikes, catch_up)
                 .chain()
-                .in_set(SimSystems::Plasticity),
+                .in_set(SimSystems::Plasticity)
+                .run_if(on_cpu),
         )
         .add_systems(SimStep, record_weights.in_set(SimSystems::Record));
     }

@@ -571,6 +571,32 @@ impl DeviceRule {
     }
 }
 
+/// The scene names of the rules the device kernels run.
+pub const DEVICE_RULES: [&str; 5] = [
+    Stdp::NAME,
+    StdpNnSymm::NAME,
+    StdpNnPreCentered::NAME,
+    StdpNnRestr::NAME,
+    super::power_law::StdpPl::NAME,
+];
+
+/// What the device kernels read of a projection's prepared rule, if they run it.
+pub fn device_rule_of(kernel: &dyn PlasticityKernel) -> Option<DeviceRule> {
+    let any: &dyn std::any::Any = kernel;
+    if let Some(r) = any.downcast_ref::<Stdp>() {
+        Some(r.device_rule())
+    } else if let Some(r) = any.downcast_ref::<StdpNnSymm>() {
+        Some(r.device_rule())
+    } else if let Some(r) = any.downcast_ref::<StdpNnPreCentered>() {
+        Some(r.device_rule())
+    } else if let Some(r) = any.downcast_ref::<StdpNnRestr>() {
+        Some(r.device_rule())
+    } else {
+        any.downcast_ref::<super::power_law::StdpPl>()
+            .map(|r| r.device_rule())
+    }
+}
+
 impl PairStdp {
     fn device_rule(&self) -> DeviceRule {
         let w = &self.w;
