@@ -16,7 +16,8 @@
 //!
 //! `compact_spikes` appends each step's spike list to its batch's half of the record, with
 //! the step's offsets in the half's header. One copy per batch brings the header and the
-//! head of the list back into page-locked memory. The host waits for a batch, launches the
+//! head of the list back into page-locked memory (the header alone where no spike recorder
+//! reads the lists: the counts serve the summary). The host waits for a batch, launches the
 //! next into the other half (never past [`RunHorizon`]), and hands the first batch's steps
 //! to the populations' [`Spikes`] one by one, where the CPU's recording systems take them.
 //! Where a state recorder samples, batches are one step long and the recorded columns come
@@ -47,7 +48,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use myelin_components::{
     Connectivity, DcInput, ExternalCurrent, NeuronState, PlasticityState, PoissonInput, Projection,
-    Spikes, StableId, StateRecorder, SynapticInput, WeightRecorder,
+    SpikeRecorder, Spikes, StableId, StateRecorder, SynapticInput, WeightRecorder,
 };
 use myelin_engine::{
     ActiveBackend, Backend, BackendError, DevicePhaseTimes, KernelSource, Plasticity, RunHorizon,
@@ -237,6 +238,8 @@ pub struct DeviceNet {
     graphs: [Option<CudaGraph>; 2],
     /// Steps per batch.
     batch: u32,
+    /// Whether the spike lists come back (a spike recorder reads them), or only the counts.
+    lists: bool,
     /// The half the next batch goes to.
     next_half: usize,
     /// Launched and not yet handed out, oldest first (two at most).
@@ -853,7 +856,10 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         alloc(header + list, "the spike record")?,
         alloc(header + list, "the spike record")?,
     ];
-    let head = header + list.min(LIST_CHUNK);
+    // Without a spike recorder only the offsets come back (the spike counts of the summary):
+    // the lists stay on the device.
+    let lists = world.query::<&SpikeRecorder>().iter(world).next().is_some();
+    let head = header + if lists { list.min(LIST_CHUNK) } else { 0 };
     let pinned = || {
         #[expect(
             unsafe_code,
@@ -892,6 +898,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         done,
         graphs: [None, None],
         batch,
+        lists,
         next_half: 0,
         in_flight: VecDeque::new(),
         current: None,
@@ -1200,7 +1207,7 @@ impl DeviceNet {
         let got = self.landings[b.half].as_slice()?;
         let total = got[(b.len as usize - 1) * (n_pops + 1) + n_pops] as usize;
         let in_landing = got.len() - header;
-        let rest = if total > in_landing {
+        let rest = if self.lists && total > in_landing {
             let r = self.records[b.half].slice(header + in_landing..header + total);
             self.stream.clone_dtoh(&r)?
         } else {
@@ -1308,7 +1315,9 @@ impl DeviceNet {
                 let bit0 = pop.word * 32;
                 sp.total += (b - a) as u64;
                 sp.current.clear();
-                sp.current.extend((a..b).map(|i| entry(i) - bit0));
+                if self.lists {
+                    sp.current.extend((a..b).map(|i| entry(i) - bit0));
+                }
             }
         }
         Ok(())
