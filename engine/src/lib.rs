@@ -39,6 +39,7 @@ pub use network::{
 pub use params::{ParamIssue, ParamKind, ParamSpec, ParamValue, Params, Range};
 pub use registry::{
     InputEntry, ModelRegistry, NeuronEntry, PlasticityEntry, RegistryAppExt, RuleEntry,
+    plasticity_state,
 };
 pub use schedule::{PhaseTimers, SimStep, SimSystems, for_each_block};
 pub use sim::{RunHorizon, Simulation};

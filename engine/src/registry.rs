@@ -158,61 +158,71 @@ impl PlasticityEntry {
             },
             spawn: |params, dt, conn, n_target, e| {
                 let r = R::new(params, dt)?;
-                let synapse = R::SYNAPSE_STATE
-                    .iter()
-                    .enumerate()
-                    .map(|(v, spec)| SynapseColumn {
-                        name: spec.name.into(),
-                        unit: spec.unit.into(),
-                        blocks: conn
-                            .blocks()
-                            .map(|b| vec![r.initial_synapse(v); b.len()])
-                            .collect(),
-                    })
-                    .collect();
-                let pre = R::PRE_STATE
-                    .iter()
-                    .enumerate()
-                    .map(|(v, spec)| Column {
-                        name: spec.name.into(),
-                        unit: spec.unit.into(),
-                        values: vec![r.initial_pre(v); conn.n_source],
-                    })
-                    .collect();
-                let pre_steps = R::PRE_STEPS
-                    .iter()
-                    .map(|spec| Column {
-                        name: spec.name.into(),
-                        unit: spec.unit.into(),
-                        values: vec![0; conn.n_source],
-                    })
-                    .collect();
-                let (kind, tau) = r.post_trace();
-                let decay = if kind == TraceKind::None {
-                    0.0
-                } else {
-                    (-dt / tau).exp()
-                };
-                let post = PostSpikes::new(
-                    n_target,
-                    DELIVERY_BLOCK,
-                    usize::from(conn.max_delay),
-                    decay,
-                    kind,
-                );
-                e.insert((
-                    Plasticity(Box::new(r)),
-                    PlasticityState {
-                        rule: R::NAME.into(),
-                        synapse,
-                        pre,
-                        pre_steps,
-                        post,
-                    },
-                ));
+                let state = plasticity_state(&r, dt, conn, n_target);
+                e.insert((Plasticity(Box::new(r)), state));
                 Ok(())
             },
         }
+    }
+}
+
+/// The state a plastic projection of rule `r` starts with: its per-synapse, per-source and
+/// postsynaptic columns at their initial values for connectivity `conn` onto `n_target`
+/// neurons, with time step `dt` [ms].
+pub fn plasticity_state<R: PlasticityRule>(
+    r: &R,
+    dt: f64,
+    conn: &Connectivity,
+    n_target: usize,
+) -> PlasticityState {
+    let synapse = R::SYNAPSE_STATE
+        .iter()
+        .enumerate()
+        .map(|(v, spec)| SynapseColumn {
+            name: spec.name.into(),
+            unit: spec.unit.into(),
+            blocks: conn
+                .blocks()
+                .map(|b| vec![r.initial_synapse(v); b.len()])
+                .collect(),
+        })
+        .collect();
+    let pre = R::PRE_STATE
+        .iter()
+        .enumerate()
+        .map(|(v, spec)| Column {
+            name: spec.name.into(),
+            unit: spec.unit.into(),
+            values: vec![r.initial_pre(v); conn.n_source],
+        })
+        .collect();
+    let pre_steps = R::PRE_STEPS
+        .iter()
+        .map(|spec| Column {
+            name: spec.name.into(),
+            unit: spec.unit.into(),
+            values: vec![0; conn.n_source],
+        })
+        .collect();
+    let (kind, tau) = r.post_trace();
+    let decay = if kind == TraceKind::None {
+        0.0
+    } else {
+        (-dt / tau).exp()
+    };
+    let post = PostSpikes::new(
+        n_target,
+        DELIVERY_BLOCK,
+        usize::from(conn.max_delay),
+        decay,
+        kind,
+    );
+    PlasticityState {
+        rule: R::NAME.into(),
+        synapse,
+        pre,
+        pre_steps,
+        post,
     }
 }
 

@@ -530,9 +530,7 @@ mod tests {
         seed: u32,
     ) {
         use crate::plasticity::{catch_up_projection, record_post};
-        use myelin_components::{
-            Column, PlasticityState, PostSpikes, SynapseColumn, SynapticInput,
-        };
+        use myelin_components::{PlasticityState, SynapticInput};
         use myelin_engine::{ParamValue, Params, PlasticStep, PlasticSynapses};
         use std::collections::BTreeMap;
         const BLOCK: usize = 1024;
@@ -565,52 +563,13 @@ mod tests {
             blocks.push(SynapseBlock::new(row_ptr, syn));
         }
         let mut conn = Connectivity::new(blocks, n_source, max_delay);
-        let (kind, tau) = rule.post_trace();
-        let mut state = PlasticityState {
-            rule: R::NAME.into(),
-            synapse: R::SYNAPSE_STATE
-                .iter()
-                .enumerate()
-                .map(|(v, spec)| SynapseColumn {
-                    name: spec.name.into(),
-                    unit: spec.unit.into(),
-                    blocks: conn
-                        .blocks()
-                        .map(|b| vec![rule.initial_synapse(v); b.len()])
-                        .collect(),
-                })
-                .collect(),
-            pre: R::PRE_STATE
-                .iter()
-                .enumerate()
-                .map(|(v, spec)| Column {
-                    name: spec.name.into(),
-                    unit: spec.unit.into(),
-                    values: vec![rule.initial_pre(v); n_source],
-                })
-                .collect(),
-            pre_steps: R::PRE_STEPS
-                .iter()
-                .map(|spec| Column {
-                    name: spec.name.into(),
-                    unit: spec.unit.into(),
-                    values: vec![0; n_source],
-                })
-                .collect(),
-            post: PostSpikes::new(
-                n_target,
-                BLOCK,
-                usize::from(max_delay),
-                (-dt / tau).exp(),
-                kind,
-            ),
-        };
+        let mut state = myelin_engine::plasticity_state(&rule, dt, &conn, n_target);
         let mut ring = SynapticInput::new(n_target, BLOCK, usize::from(max_delay));
-        let initial: Vec<f32> = FlatCsr::of(&conn).weight;
 
         // The device's table and arrays, as they stand before the first step.
         let dr = device(&rule);
         let f = FlatCsr::of(&conn);
+        let initial: Vec<f32> = f.weight.clone();
         let fp = FlatPlastic::of(&state, HIST_CAP).expect("empty histories");
         let consts = dr.constants(state.post.decay);
         let ring_len = n_blocks * ring.slots() * 2 * BLOCK;

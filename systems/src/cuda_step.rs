@@ -31,6 +31,7 @@
 //! The device's `deliver_static` adds with atomics, so spike trains may drift from the CPU's
 //! by float summation order (the connectivity and the input are the same, see DESIGN.md).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,16 +148,6 @@ struct Dc {
     stop: u64,
 }
 
-/// Buffers the tables point into, kept alive with the network.
-#[derive(Default)]
-struct Kept {
-    u16s: Vec<CudaSlice<u16>>,
-    u32s: Vec<CudaSlice<u32>>,
-    u64s: Vec<CudaSlice<u64>>,
-    f32s: Vec<CudaSlice<f32>>,
-    f64s: Vec<CudaSlice<f64>>,
-}
-
 /// Stamps a target neuron's spike history holds on the device (at most the steps of two
 /// catch-up periods and the longest delay, which is all the CPU keeps): a neuron firing
 /// more often than 256 times a second for two seconds overflows it, and the run stops with
@@ -202,21 +193,24 @@ struct PhaseEvents {
 }
 
 /// A batch of steps launched on the device: its half of the record, its first step, its
-/// steps, the step timed phase by phase (its place in the batch), whether it ran as a graph.
+/// steps, whether one of its steps was timed phase by phase, whether it ran as a graph.
 #[derive(Clone, Copy, Debug)]
 struct Batch {
     half: usize,
     first: u64,
     len: u32,
-    timed: Option<u32>,
+    timed: bool,
     graph: bool,
 }
 
-/// The batch whose steps the host is handing out: its spikes are in its half's landing,
-/// and those past the landing's end in `rest`.
+/// The batch whose steps the host is handing out, taken out of its landing once: every
+/// step's offsets (`n_pops + 1` each) and the batch's spike list (empty where no spike
+/// recorder reads it). The vectors keep their capacity from batch to batch.
+#[derive(Default)]
 struct Handed {
-    batch: Batch,
-    rest: Vec<u32>,
+    batch: Option<Batch>,
+    offsets: Vec<u32>,
+    list: Vec<u32>,
 }
 
 /// The network on the device, and the kernels that step it.
@@ -244,7 +238,7 @@ pub struct DeviceNet {
     next_half: usize,
     /// Launched and not yet handed out, oldest first (two at most).
     in_flight: VecDeque<Batch>,
-    current: Option<Handed>,
+    current: Handed,
     pops: Vec<Pop>,
     updates: Vec<TableLaunch>,
     poisson: Vec<TableLaunch>,
@@ -265,7 +259,8 @@ pub struct DeviceNet {
     weighed: Vec<Weighed>,
     /// Blocks of `stdp_deliver` and `stdp_catch_up` per plastic projection.
     plastic_blocks: u32,
-    _kept: Kept,
+    /// The buffers the tables point into (`Upload::keep`), freed with the network.
+    _kept: Vec<Box<dyn Any>>,
     seed: u64,
     phases: PhaseEvents,
     /// Seconds the upload took, of which compiling and loading the kernels, and the bytes
@@ -335,10 +330,22 @@ fn function(m: &Arc<CudaModule>, name: &str) -> Result<CudaFunction, BackendErro
         .map_err(driver(&format!("finding kernel {name}")))
 }
 
-/// Copies to the device, counting the bytes.
+/// Copies to the device, counting the bytes, and keeps the buffers that tables point into.
 struct Upload<'a> {
     stream: &'a Arc<CudaStream>,
     bytes: usize,
+    kept: Vec<Box<dyn Any>>,
+}
+
+/// A projection's [`FlatCsr`] on the device: the addresses of its arrays (kept by the
+/// [`Upload`]), and its weights, which the caller keeps or reads back.
+struct DeviceCsr {
+    row_base: u64,
+    row_ptr: u64,
+    syn_base: u64,
+    target: u64,
+    delay: u64,
+    weight: CudaSlice<f32>,
 }
 
 impl Upload<'_> {
@@ -348,6 +355,42 @@ impl Upload<'_> {
             .clone_htod(v)
             .map_err(driver(&format!("copying {what} to the device")))
     }
+
+    /// Keeps `s` with the network; its device address.
+    fn hold<T: 'static>(&mut self, s: CudaSlice<T>) -> u64 {
+        let a = addr(&s, self.stream);
+        self.kept.push(Box::new(s));
+        a
+    }
+
+    /// Copies `v` for a table to point into and keeps it with the network; its device
+    /// address, or 0 (a null pointer, which no kernel reads) for an empty `v`.
+    fn keep<T: DeviceRepr + 'static>(&mut self, v: &[T], what: &str) -> Result<u64, BackendError> {
+        if v.is_empty() {
+            return Ok(0);
+        }
+        let s = self.copy(v, what)?;
+        Ok(self.hold(s))
+    }
+
+    /// A projection's CSR on the device.
+    fn csr(&mut self, f: &FlatCsr) -> Result<DeviceCsr, BackendError> {
+        Ok(DeviceCsr {
+            row_base: self.keep(&f.row_base, "connectivity")?,
+            row_ptr: self.keep(&f.row_ptr, "connectivity")?,
+            syn_base: self.keep(&f.syn_base, "connectivity")?,
+            target: self.keep(&f.target, "connectivity")?,
+            delay: self.keep(&f.delay, "connectivity")?,
+            weight: self.copy(&f.weight, "weights")?,
+        })
+    }
+}
+
+/// Thread blocks per projection of a launch over `n` projections with a warp per row:
+/// about [`DELIVERY_BLOCKS_PER_SM`] per multiprocessor in all (one wave), at most
+/// [`DELIVERY_BLOCKS`] each.
+fn blocks_per_projection(sms: i32, n: u32) -> u32 {
+    (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32 / n.max(1)).clamp(1, DELIVERY_BLOCKS)
 }
 
 /// The device address of `s`.
@@ -376,6 +419,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     let mut up = Upload {
         stream: &stream,
         bytes: 0,
+        kept: Vec::new(),
     };
 
     // Populations, in stable order; each owns whole words of one spike bitmap.
@@ -422,7 +466,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         function(compact, "advance_clock")?,
     );
     let deliver_fn = function(deliver, "deliver_static")?;
-    let mut kept = Kept::default();
 
     let sizes: Vec<u32> = models
         .iter()
@@ -556,23 +599,14 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
     let mut proj_table = Vec::new();
     let mut n_proj = 0u32;
     for ((source, target, c), f) in found.into_iter().zip(flat) {
-        let (row_base, row_ptr, syn_base) = (
-            up.copy(&f.row_base, "connectivity")?,
-            up.copy(&f.row_ptr, "connectivity")?,
-            up.copy(&f.syn_base, "connectivity")?,
-        );
-        let (tgt, weight, delay) = (
-            up.copy(&f.target, "connectivity")?,
-            up.copy(&f.weight, "connectivity")?,
-            up.copy(&f.delay, "connectivity")?,
-        );
+        let csr = up.csr(&f)?;
         let row = DeliveryProjection {
-            row_base: addr(&row_base, &stream),
-            row_ptr: addr(&row_ptr, &stream),
-            syn_base: addr(&syn_base, &stream),
-            target: addr(&tgt, &stream),
-            weight: addr(&weight, &stream),
-            delay: addr(&delay, &stream),
+            row_base: csr.row_base,
+            row_ptr: csr.row_ptr,
+            syn_base: csr.syn_base,
+            target: csr.target,
+            weight: up.hold(csr.weight),
+            delay: csr.delay,
             ring: addr(&pops[target].ring, &stream),
             n_blocks: c.n_blocks() as u32,
             source: source as u32,
@@ -581,10 +615,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         };
         proj_table.extend(row.words());
         n_proj += 1;
-        kept.u64s.extend([row_base, syn_base]);
-        kept.u32s.push(row_ptr);
-        kept.u16s.extend([tgt, delay]);
-        kept.f32s.push(weight);
     }
     let sms = ctx
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
@@ -615,77 +645,26 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             ))
         })?;
         let consts = rule.constants(state.post.decay);
-        let w = up.copy(&f.weight, "plastic weights")?;
-        let weight = addr(&w, &stream);
-        weights.push((entity, w));
-        let syn_state = if fp.syn_state.is_empty() {
-            0
-        } else {
-            let d = up.copy(&fp.syn_state, "per-synapse plasticity state")?;
-            let a = addr(&d, &stream);
-            kept.f32s.push(d);
-            a
-        };
-        let mut u64s = |v: &[u64], what: &str| -> Result<u64, BackendError> {
-            let d = up.copy(if v.is_empty() { &[0u64][..] } else { v }, what)?;
-            let a = addr(&d, &stream);
-            kept.u64s.push(d);
-            Ok(a)
-        };
-        let (row_base, syn_base, t_last, paired_until, history) = (
-            u64s(&f.row_base, "connectivity")?,
-            u64s(&f.syn_base, "connectivity")?,
-            u64s(&fp.t_last, "per-source plasticity state")?,
-            u64s(&fp.paired_until, "per-source plasticity state")?,
-            u64s(&fp.history, "spike histories")?,
-        );
-        let mut f64s = |v: &[f64], what: &str| -> Result<u64, BackendError> {
-            if v.is_empty() {
-                return Ok(0);
-            }
-            let d = up.copy(v, what)?;
-            let a = addr(&d, &stream);
-            kept.f64s.push(d);
-            Ok(a)
-        };
-        let (kplus, trace, constants, decay) = (
-            f64s(&fp.kplus, "presynaptic traces")?,
-            f64s(&fp.trace, "postsynaptic traces")?,
-            f64s(&consts, "the rule's constants")?,
-            f64s(&rule.decay, "the rule's decay table")?,
-        );
-        let mut u32s = |v: &[u32], what: &str| -> Result<u64, BackendError> {
-            let d = up.copy(if v.is_empty() { &[0u32][..] } else { v }, what)?;
-            let a = addr(&d, &stream);
-            kept.u32s.push(d);
-            Ok(a)
-        };
-        let (row_ptr, hist_head, hist_len) = (
-            u32s(&f.row_ptr, "connectivity")?,
-            u32s(&fp.hist_head, "spike histories")?,
-            u32s(&fp.hist_len, "spike histories")?,
-        );
-        let (tgt, delay) = (
-            up.copy(&f.target, "connectivity")?,
-            up.copy(&f.delay, "connectivity")?,
-        );
+        let csr = up.csr(&f)?;
+        let weight = addr(&csr.weight, &stream);
+        weights.push((entity, csr.weight));
         let row = PlasticProjection {
-            row_base,
-            row_ptr,
-            syn_base,
-            target: addr(&tgt, &stream),
+            row_base: csr.row_base,
+            row_ptr: csr.row_ptr,
+            syn_base: csr.syn_base,
+            target: csr.target,
             weight,
-            delay: addr(&delay, &stream),
-            syn_state,
-            t_last,
-            paired_until,
-            kplus,
-            history,
-            hist_head,
-            hist_len,
-            trace,
-            c: constants,
-            decay,
+            delay: csr.delay,
+            syn_state: up.keep(&fp.syn_state, "per-synapse plasticity state")?,
+            t_last: up.keep(&fp.t_last, "per-source plasticity state")?,
+            paired_until: up.keep(&fp.paired_until, "per-source plasticity state")?,
+            kplus: up.keep(&fp.kplus, "presynaptic traces")?,
+            history: up.keep(&fp.history, "spike histories")?,
+            hist_head: up.keep(&fp.hist_head, "spike histories")?,
+            hist_len: up.keep(&fp.hist_len, "spike histories")?,
+            trace: up.keep(&fp.trace, "postsynaptic traces")?,
+            c: up.keep(&consts, "the rule's constants")?,
+            decay: up.keep(&rule.decay, "the rule's decay table")?,
             ring: addr(&pops[target].ring, &stream),
             status: addr(&status, &stream) + 4 * names.len() as u64,
             catch_up_period: period,
@@ -704,7 +683,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             hist_cap: hist_cap as u32,
             max_delay: u32::from(c.max_delay),
         };
-        kept.u16s.extend([tgt, delay]);
         widest = widest.max(sizes[source]).max(sizes[target]);
         plastic_table.extend(row.words());
         names.push(name);
@@ -738,11 +716,8 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             })
         })
         .collect();
-    let plastic_blocks = (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32
-        / plastic.as_ref().map_or(1, |p| p.rows))
-    .clamp(1, DELIVERY_BLOCKS);
-    let deliver_blocks =
-        (DELIVERY_BLOCKS_PER_SM * sms.max(1) as u32 / n_proj.max(1)).clamp(1, DELIVERY_BLOCKS);
+    let plastic_blocks = blocks_per_projection(sms, plastic.as_ref().map_or(1, |p| p.rows));
+    let deliver_blocks = blocks_per_projection(sms, n_proj);
     let projections = if n_proj > 0 {
         Some((up.copy(&proj_table, "the projection table")?, n_proj))
     } else {
@@ -763,21 +738,10 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         if p.lambda <= 0.0 {
             continue;
         }
-        let thresholds = up.copy(
-            if p.thresholds.is_empty() {
-                &[0u32][..]
-            } else {
-                &p.thresholds[..]
-            },
-            "Poisson thresholds",
-        )?;
+        // No thresholds: PTRS (the kernel reads them only when there are some).
+        let thresholds = up.keep(&p.thresholds, "Poisson thresholds")?;
         let (neurons, n) = match &p.neurons {
-            Some(v) => {
-                let d = up.copy(v, "an input's neurons")?;
-                let a = addr(&d, &stream);
-                kept.u32s.push(d);
-                (a, v.len() as u32)
-            }
+            Some(v) => (up.keep(v, "an input's neurons")?, v.len() as u32),
             None => (0, sizes[pop]),
         };
         let k = per_pop[pop];
@@ -788,7 +752,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         let layer = &mut layers[k];
         let row = PoissonSource {
             first_block: layer.2,
-            thresholds: addr(&thresholds, &stream),
+            thresholds,
             ring: addr(&pops[pop].ring, &stream),
             neurons,
             lambda: p.lambda,
@@ -801,7 +765,6 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
             n,
             weight: p.weight,
         };
-        kept.u32s.push(thresholds);
         layer.0.extend(row.words());
         layer.1 += 1;
         layer.2 += n.div_ceil(THREADS);
@@ -885,7 +848,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         .synchronize()
         .map_err(driver("finishing the upload"))?;
     let seed = world.get_resource::<RunSeed>().map_or(0, |s| s.0);
-    let up_bytes = up.bytes;
+    let (up_bytes, kept) = (up.bytes, up.kept);
     let mut net = DeviceNet {
         stream,
         _modules: modules,
@@ -901,7 +864,7 @@ pub fn upload(world: &mut World) -> Result<usize, BackendError> {
         lists,
         next_half: 0,
         in_flight: VecDeque::new(),
-        current: None,
+        current: Handed::default(),
         pops,
         updates: update_launches,
         poisson,
@@ -1140,17 +1103,18 @@ impl DeviceNet {
         let timed;
         if let (true, Some(g)) = (graph, &self.graphs[half]) {
             // The graph times its first step's phases itself.
-            timed = Some(0);
+            timed = true;
             self.phases.around[half][0].record(&self.stream)?;
             g.launch()?;
             self.phases.around[half][1].record(&self.stream)?;
         } else {
             // Without graphs, a step now and then is timed launch by launch (the times then
             // include the host's launches).
-            timed = (0..len)
+            let step = (0..len)
                 .find(|&k| (first + u64::from(k)).is_multiple_of(PHASE_SAMPLE))
                 .filter(|_| self.graphs[half].is_none());
-            self.enqueue_batch(half, len, timed)?;
+            timed = step.is_some();
+            self.enqueue_batch(half, len, step)?;
         }
         let head = self.landings[half].len();
         self.stream
@@ -1182,7 +1146,7 @@ impl DeviceNet {
         step: u64,
         horizon: u64,
     ) -> Result<(), DriverError> {
-        self.current = None;
+        self.current.batch = None;
         if self.in_flight.is_empty() {
             self.launch_batch(step, self.batch_len(step, horizon))?;
         }
@@ -1203,30 +1167,35 @@ impl DeviceNet {
                 ));
             }
         }
-        let (n_pops, header) = (self.pops.len(), self.header());
+        let rows = b.len as usize * (self.pops.len() + 1);
+        let header = self.header();
         let got = self.landings[b.half].as_slice()?;
-        let total = got[(b.len as usize - 1) * (n_pops + 1) + n_pops] as usize;
-        let in_landing = got.len() - header;
-        let rest = if self.lists && total > in_landing {
-            let r = self.records[b.half].slice(header + in_landing..header + total);
-            self.stream.clone_dtoh(&r)?
-        } else {
-            Vec::new()
-        };
-        if let Some(k) = b.timed {
+        let c = &mut self.current;
+        c.offsets.clear();
+        c.offsets.extend_from_slice(&got[..rows]);
+        c.list.clear();
+        if self.lists {
+            let total = c.offsets[rows - 1] as usize;
+            let in_landing = total.min(got.len() - header);
+            c.list.extend_from_slice(&got[header..header + in_landing]);
+            if total > in_landing {
+                let rest = self.records[b.half].slice(header + in_landing..header + total);
+                c.list.extend(self.stream.clone_dtoh(&rest)?);
+            }
+        }
+        if b.timed {
             let m = &self.phases.marks[b.half];
             for p in 0..PHASES.len() {
                 self.phases.sums_ms[p] += f64::from(m[p].elapsed_ms(&m[p + 1])?);
             }
             self.phases.sampled += 1;
-            debug_assert!(k < b.len);
         }
         if b.graph {
             let m = &self.phases.around[b.half];
             self.phases.graph_ms += f64::from(m[0].elapsed_ms(&m[1])?);
             self.phases.graph_sampled += u64::from(b.len);
         }
-        if b.timed.is_some() || b.graph {
+        if b.timed || b.graph {
             world.insert_resource(self.phase_times());
         }
         // The columns the state recorders sample at the end of this step come back into
@@ -1276,7 +1245,7 @@ impl DeviceNet {
         if copied {
             self.stream.synchronize()?;
         }
-        self.current = Some(Handed { batch: b, rest });
+        self.current.batch = Some(b);
         let next = b.first + u64::from(b.len);
         if next < horizon {
             self.launch_batch(next, self.batch_len(next, horizon))?;
@@ -1292,23 +1261,15 @@ impl DeviceNet {
             .get_resource::<RunHorizon>()
             .map_or(step + 1, |h| h.0)
             .max(step + 1);
-        let holds = |c: &Handed| step < c.batch.first + u64::from(c.batch.len);
-        if !self.current.as_ref().is_some_and(holds) {
+        let holds = |b: &Batch| step < b.first + u64::from(b.len);
+        if !self.current.batch.as_ref().is_some_and(holds) {
             self.take_batch(world, step, horizon)?;
         }
-        let c = self.current.as_ref().expect("a batch is handed out");
-        let (n_pops, header) = (self.pops.len(), self.header());
-        let got = self.landings[c.batch.half].as_slice()?;
-        let in_landing = got.len() - header;
-        let k = (step - c.batch.first) as usize;
-        let offsets = &got[k * (n_pops + 1)..(k + 1) * (n_pops + 1)];
-        let entry = |i: usize| {
-            if i < in_landing {
-                got[header + i]
-            } else {
-                c.rest[i - in_landing]
-            }
-        };
+        let c = &self.current;
+        let first = c.batch.expect("a batch is handed out").first;
+        let n = self.pops.len() + 1;
+        let k = (step - first) as usize;
+        let offsets = &c.offsets[k * n..(k + 1) * n];
         for (p, pop) in self.pops.iter().enumerate() {
             let (a, b) = (offsets[p] as usize, offsets[p + 1] as usize);
             if let Some(mut sp) = world.get_mut::<Spikes>(pop.entity) {
@@ -1316,7 +1277,7 @@ impl DeviceNet {
                 sp.total += (b - a) as u64;
                 sp.current.clear();
                 if self.lists {
-                    sp.current.extend((a..b).map(|i| entry(i) - bit0));
+                    sp.current.extend(c.list[a..b].iter().map(|&x| x - bit0));
                 }
             }
         }
